@@ -1,0 +1,1 @@
+"""Audits: error metrics, differential comparison, the adversarial runner and gate profiles."""

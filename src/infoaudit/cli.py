@@ -1,0 +1,59 @@
+"""Command line: ``infoaudit run | gate | bench | report | list``.
+
+Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
+``main(args) -> int``; this file only wires them. Exit codes: 0 ok, 1 numerical failure
+(gate), 2 usage or input error.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "list": ("infoaudit.commands.list_cmd", "list quantities (and --backends: frameworks, versions, devices)"),
+    "check": ("infoaudit.commands.check_cmd", "fixed-corpus comparison of every quantity x backend x dtype"),
+    "run": ("infoaudit.audits.run_cmd", "adversarial audit of the installed backends; writes reports/"),
+    "report": ("infoaudit.report.report_cmd", "render a results JSON to Markdown/HTML/PNG"),
+    "gate": ("infoaudit.audits.gate_cmd", "gate a user's own implementation (exit 0 pass, 1 fail, 2 usage)"),
+    "bench": ("infoaudit.bench.bench_cmd", "throughput of backends side by side"),
+}
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="infoaudit", description=__doc__.splitlines()[0])
+    from . import __version__
+    p.add_argument("--version", action="version", version=f"infoaudit {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (modname, help_) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_, description=help_)
+        try:
+            mod = importlib.import_module(modname)
+        except ModuleNotFoundError as e:
+            if e.name != modname:
+                raise
+            sp.set_defaults(_missing=modname)
+            continue
+        mod.add_arguments(sp)
+        sp.set_defaults(_main=mod.main)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    if getattr(args, "_missing", None):
+        print(f"infoaudit {args.command}: not available in this version", file=sys.stderr)
+        return 2
+    try:
+        return int(args._main(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""The quantity registry: one declarative entry per quantity.
+
+Each entry names the quantity, its arguments in the public order (the DESIGN table: CLI
+``--impl``, pytest plugin and user backends call functions with exactly these arguments), the
+argument *kinds* (which drive validation and the input strategies), how the input splits into
+units for the exact reference (``structure``), the exact formula, the unit of the result and
+the edge-case conventions. Audits, reports, the gate and the benchmarks iterate over REGISTRY;
+adding a quantity means adding one entry here (and, for each backend, its native op).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .reference import formulas as F
+
+# Argument kinds. Float kinds are arrays in the audited dtype; LABEL is an int64 array;
+# SCALAR kinds are Python floats.
+LOGITS, LOGPROBS, PROBS, PROB, REAL, TARGET01, MU, LOGVAR, TABLE = (
+    "logits", "logprobs", "probs", "prob", "real", "target01", "mu", "logvar", "table")
+LABEL = "label"
+TEMPERATURE, EPS, BETA = "temperature", "eps", "beta"
+SCALAR_KINDS = (TEMPERATURE, EPS, BETA)
+ARRAY_KINDS = (LOGITS, LOGPROBS, PROBS, PROB, REAL, TARGET01, MU, LOGVAR, TABLE)
+
+# Structures: how inputs split into units and what shape the output has.
+ELEMENTWISE = "elementwise"    # float args broadcast; one output per element
+ROW = "row"                    # rows along the last axis -> same shape
+ROW_REDUCE = "row_reduce"      # rows along the last axis -> shape[:-1]
+TABLE_REDUCE = "table_reduce"  # (..., nx, ny) tables -> shape[:-2]
+
+
+@dataclass(frozen=True)
+class Arg:
+    name: str
+    kind: str
+
+    @property
+    def is_float_array(self) -> bool:
+        return self.kind in ARRAY_KINDS
+
+    @property
+    def is_scalar(self) -> bool:
+        return self.kind in SCALAR_KINDS
+
+
+@dataclass(frozen=True)
+class Quantity:
+    name: str
+    args: tuple
+    structure: str
+    formula: object
+    doc: str
+    convention: str = ""
+    unit: str = "nats"
+    tags: tuple = field(default=())
+
+    @property
+    def arg_names(self):
+        return tuple(a.name for a in self.args)
+
+    @property
+    def float_args(self):
+        return tuple(i for i, a in enumerate(self.args) if a.is_float_array)
+
+    def signature(self) -> str:
+        return f"{self.name}({', '.join(self.arg_names)})"
+
+
+class InputError(ValueError):
+    """Bad input to a quantity: wrong shape, dtype, range or arity (message names the problem)."""
+
+
+def _q(name, args, structure, formula, doc, convention="", unit="nats", tags=()):
+    return Quantity(name, tuple(Arg(*a) for a in args), structure, formula, doc, convention, unit, tuple(tags))
+
+
+_ENTRIES = [
+    _q("softmax", [("z", LOGITS)], ROW, F.softmax,
+       "exp(z_i) / sum_j exp(z_j) over the last axis",
+       "-inf entries give 0; an all -inf row, a +inf entry or a NaN gives NaN", unit=""),
+    _q("log_softmax", [("z", LOGITS)], ROW, F.log_softmax,
+       "z_i - logsumexp(z)", "-inf entries give -inf; all -inf row, +inf entry or NaN gives NaN"),
+    _q("logsumexp", [("z", LOGITS)], ROW_REDUCE, F.logsumexp,
+       "log sum_j exp(z_j) over the last axis", "all -inf row -> -inf; any +inf -> +inf; NaN -> NaN"),
+    _q("sigmoid", [("x", REAL)], ELEMENTWISE, F.sigmoid, "1 / (1 + exp(-x))", "sigmoid(+-inf) = 1, 0", unit=""),
+    _q("softplus", [("x", REAL)], ELEMENTWISE, F.softplus, "log(1 + exp(x))", "softplus(-inf) = 0, softplus(inf) = inf"),
+    _q("log_sigmoid", [("x", REAL)], ELEMENTWISE, F.log_sigmoid, "-softplus(-x)", "log_sigmoid(-inf) = -inf"),
+    _q("entropy", [("p", PROBS)], ROW_REDUCE, F.entropy, "-sum p_i log p_i", "0 log 0 = 0"),
+    _q("entropy_bits", [("p", PROBS)], ROW_REDUCE, F.entropy_bits, "-sum p_i log2 p_i", "0 log 0 = 0", unit="bits"),
+    _q("self_information_bits", [("p", PROB)], ELEMENTWISE, F.self_information_bits, "-log2 p",
+       "p = 0 -> +inf", unit="bits"),
+    _q("binary_entropy_bits", [("p", PROB)], ELEMENTWISE, F.binary_entropy_bits,
+       "-(p log2 p + (1 - p) log2(1 - p))", "0 log 0 = 0 (H(0) = H(1) = 0)", unit="bits"),
+    _q("kl_divergence", [("p", PROBS), ("q", PROBS)], ROW_REDUCE, F.kl_divergence,
+       "sum p_i log(p_i / q_i)", "0 where p_i = 0; +inf where p_i > 0 = q_i"),
+    _q("cross_entropy_probs", [("p", PROBS), ("q", PROBS)], ROW_REDUCE, F.cross_entropy_probs,
+       "-sum p_i log q_i", "0 where p_i = 0; +inf where p_i > 0 = q_i"),
+    _q("cross_entropy", [("z", LOGITS), ("y", LABEL)], ROW_REDUCE, F.cross_entropy,
+       "logsumexp(z) - z_y (y: int64 class index)", "masked target (z_y = -inf) -> +inf; all -inf row -> NaN"),
+    _q("nll_loss", [("logp", LOGPROBS), ("y", LABEL)], ROW_REDUCE, F.nll_loss, "-logp_y", "exact negation"),
+    _q("binary_cross_entropy", [("p", PROB), ("t", TARGET01)], ELEMENTWISE, F.binary_cross_entropy,
+       "-(t log p + (1 - t) log(1 - p)), no clamping", "0 log 0 = 0; p = 0 with t > 0 -> +inf"),
+    _q("binary_cross_entropy_with_logits", [("z", REAL), ("t", TARGET01)], ELEMENTWISE,
+       F.binary_cross_entropy_with_logits, "softplus(z) - t z", "t in [0, 1]"),
+    _q("label_smoothing_cross_entropy", [("z", LOGITS), ("y", LABEL), ("eps", EPS)], ROW_REDUCE,
+       F.label_smoothing_cross_entropy,
+       "-sum_i t_i log_softmax(z)_i, t = (1 - eps) onehot(y) + eps / K (K = number of classes)",
+       "entries with t_i = 0 contribute 0; a -inf logit with t_i > 0 gives +inf"),
+    _q("distillation_loss", [("zs", LOGITS), ("zt", LOGITS), ("T", TEMPERATURE)], ROW_REDUCE,
+       F.distillation_loss, "T^2 KL(softmax(zt / T) || softmax(zs / T)), teacher zt, student zs",
+       "exactly 0 when zt - zs is constant along the row"),
+    _q("rlhf_kl_penalty", [("z_policy", LOGITS), ("z_ref", LOGITS), ("beta", BETA)], ROW_REDUCE,
+       F.rlhf_kl_penalty, "beta KL(softmax(z_policy) || softmax(z_ref)) per token",
+       "exactly 0 when z_policy - z_ref is constant along the row"),
+    _q("gaussian_kl", [("mu", MU), ("logvar", LOGVAR)], ROW_REDUCE, F.gaussian_kl,
+       "KL(N(mu, exp(logvar)) || N(0, 1)) = 0.5 sum(exp(logvar) + mu^2 - 1 - logvar)",
+       "computed as expm1(logvar) - logvar; logvar = -inf -> +inf"),
+    _q("joint_entropy", [("P", TABLE)], TABLE_REDUCE, F.joint_entropy, "H(X, Y) = -sum P_xy log P_xy",
+       "0 log 0 = 0; rows of P index x, columns y"),
+    _q("conditional_entropy", [("P", TABLE)], TABLE_REDUCE, F.conditional_entropy,
+       "H(Y | X) = -sum P_xy log(P_xy / P_x)", "P_x = sum_y P_xy; 0 log 0 = 0"),
+    _q("mutual_information", [("P", TABLE)], TABLE_REDUCE, F.mutual_information,
+       "I(X; Y) = sum P_xy log(P_xy / (P_x P_y))", "marginals from P; 0 log 0 = 0"),
+]
+
+REGISTRY: dict[str, Quantity] = {q.name: q for q in _ENTRIES}
+
+
+def get(name) -> Quantity:
+    if isinstance(name, Quantity):
+        return name
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise InputError(f"unknown quantity {name!r}; known quantities: {', '.join(REGISTRY)}") from None
+
+
+# ---------------------------------------------------------------- validation and units
+
+
+def _as_float_array(q, a, arg):
+    arr = np.asarray(a)
+    if arr.dtype == object or arr.dtype.kind not in "fiub" and "bfloat16" not in str(arr.dtype):
+        raise InputError(f"{q.name}: argument {arg.name!r} must be a float array, got dtype {arr.dtype}")
+    return arr.astype(np.float64)
+
+
+def validate(q: Quantity, args) -> list:
+    """Check arity, shapes, label range and probability ranges; return args as float64/int64/float.
+
+    Float arrays are widened exactly to float64; labels become int64; scalars Python floats.
+    Raises InputError with a message that names the argument and the problem.
+    """
+    q = get(q)
+    if len(args) != len(q.args):
+        raise InputError(f"{q.signature()} takes {len(q.args)} argument(s), got {len(args)}")
+    out = []
+    for a, arg in zip(args, q.args):
+        if arg.is_scalar:
+            try:
+                v = float(a)
+            except (TypeError, ValueError):
+                raise InputError(f"{q.name}: {arg.name!r} must be a real number, got {a!r}") from None
+            if arg.kind == TEMPERATURE and not v > 0:
+                raise InputError(f"{q.name}: temperature {arg.name!r} must be > 0, got {v}")
+            if arg.kind == EPS and not 0 <= v <= 1:
+                raise InputError(f"{q.name}: {arg.name!r} must be in [0, 1], got {v}")
+            out.append(v)
+        elif arg.kind == LABEL:
+            arr = np.asarray(a)
+            if arr.dtype.kind not in "iu":
+                raise InputError(f"{q.name}: labels {arg.name!r} must be integers (int64), got dtype {arr.dtype}")
+            out.append(arr.astype(np.int64))
+        else:
+            arr = _as_float_array(q, a, arg)
+            if arg.kind in (PROBS, PROB, TARGET01, TABLE):
+                if np.any(arr < 0):
+                    raise InputError(f"{q.name}: {arg.name!r} has negative entries (min {np.nanmin(arr)!r}); "
+                                     "probabilities must be >= 0")
+                if arg.kind in (PROB, TARGET01) and np.any(arr > 1):
+                    raise InputError(f"{q.name}: {arg.name!r} has entries above 1 (max {np.nanmax(arr)!r})")
+            out.append(arr)
+    _check_shapes(q, out)
+    return out
+
+
+def _check_shapes(q: Quantity, vals):
+    floats = [(arg, v) for arg, v in zip(q.args, vals) if arg.is_float_array]
+    first_arg, first = floats[0]
+    if q.structure == ELEMENTWISE:
+        try:
+            np.broadcast_shapes(*[v.shape for _, v in floats])
+        except ValueError:
+            raise InputError(f"{q.name}: shapes {[v.shape for _, v in floats]} do not broadcast") from None
+        return
+    need = 2 if q.structure == TABLE_REDUCE else 1
+    if first.ndim < need:
+        raise InputError(f"{q.name}: {first_arg.name!r} needs at least {need} dimension(s), got shape {first.shape}")
+    if 0 in first.shape[-need:]:
+        raise InputError(f"{q.name}: {first_arg.name!r} has an empty reduction axis (shape {first.shape})")
+    for arg, v in floats[1:]:
+        if v.shape != first.shape:
+            raise InputError(f"{q.name}: {arg.name!r} has shape {v.shape}, expected {first.shape} like {first_arg.name!r}")
+    for arg, v in zip(q.args, vals):
+        if arg.kind == LABEL:
+            if v.shape != first.shape[:-1]:
+                raise InputError(f"{q.name}: labels {arg.name!r} have shape {v.shape}, expected {first.shape[:-1]}")
+            n = first.shape[-1]
+            if v.size and (v.min() < 0 or v.max() >= n):
+                raise InputError(f"{q.name}: labels {arg.name!r} out of range [0, {n}): min {v.min()}, max {v.max()}")
+
+
+def output_shape(q: Quantity, vals) -> tuple:
+    floats = [v for arg, v in zip(q.args, vals) if arg.is_float_array]
+    if q.structure == ELEMENTWISE:
+        return np.broadcast_shapes(*[v.shape for v in floats])
+    if q.structure == ROW:
+        return floats[0].shape
+    if q.structure == ROW_REDUCE:
+        return floats[0].shape[:-1]
+    return floats[0].shape[:-2]
+
+
+def units(q: Quantity, vals):
+    """Yield one tuple of plain Python values per reference unit (element, row or table)."""
+    shape = output_shape(q, vals)
+    if q.structure == ELEMENTWISE:
+        bvals = [np.broadcast_to(v, shape) if isinstance(v, np.ndarray) else v for v in vals]
+        for idx in np.ndindex(*shape):
+            yield tuple(float(v[idx]) if isinstance(v, np.ndarray) else v for v in bvals)
+        return
+    lead = shape if q.structure != ROW else shape[:-1]
+    for idx in np.ndindex(*lead):
+        unit = []
+        for arg, v in zip(q.args, vals):
+            if arg.is_float_array:
+                unit.append(v[idx].tolist())
+            elif arg.kind == LABEL:
+                unit.append(int(v[idx]))
+            else:
+                unit.append(v)
+        yield tuple(unit)

@@ -1,0 +1,145 @@
+"""Exact reference values of every registered quantity.
+
+``evaluate(name, *args)`` returns an :class:`Exact` (float64 hi/lo double-double per output
+element, correctly rounded, plus ``rounded(dtype)``); ``infoaudit.reference.softmax(z)`` etc. are
+shorthands. Inputs are taken as the exact real numbers their (float) bits denote. A certified
+float64 fast path answers first where it has one (see :mod:`.fast`); whatever it cannot decide
+goes to mpmath with adaptive precision (:mod:`.engine`).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import mpmath
+import numpy as np
+from mpmath import mp
+
+from .engine import Exact, evaluate_unit, hi_lo
+
+__all__ = ["Exact", "evaluate", "evaluate_mpmath"]
+
+
+def _to_mp(x):
+    if isinstance(x, (list, tuple)):
+        return [_to_mp(v) for v in x]
+    if isinstance(x, int) and not isinstance(x, bool):
+        return x
+    return mpmath.mpf(x)
+
+
+def _freeze(x):
+    if isinstance(x, list):
+        return tuple(_freeze(v) for v in x)
+    return x
+
+
+def _make_runner(formula):
+    def run(*unit):
+        return formula(*[_to_mp(v) if not isinstance(v, int) else v for v in unit])
+    return run
+
+
+@lru_cache(maxsize=200_000)
+def _unit_cached(name, frozen_unit):
+    from .. import quantities
+
+    q = quantities.REGISTRY[name]
+    unit = [list(v) if isinstance(v, tuple) else v for v in frozen_unit]
+    unit = [_thaw(v) for v in unit]
+    vals, prec, flags = evaluate_unit(_make_runner(q.formula), unit)
+    with mp.workprec(prec):
+        pairs = [hi_lo(v) for v in vals]
+    return tuple(pairs), tuple(flags), prec
+
+
+def _thaw(v):
+    if isinstance(v, (tuple, list)):
+        return [_thaw(x) for x in v]
+    return v
+
+
+def evaluate_mpmath(name, *args) -> Exact:
+    """Exact values by mpmath alone (the reference of record), no fast path."""
+    from .. import quantities
+
+    q = quantities.get(name)
+    vals = quantities.validate(q, args)
+    shape = quantities.output_shape(q, vals)
+    his, los, und = [], [], []
+    maxprec = 0
+    for unit in quantities.units(q, vals):
+        pairs, flags, prec = _unit_cached(q.name, _freeze(list(unit)))
+        maxprec = max(maxprec, prec)
+        for (h, lo), f in zip(pairs, flags):
+            his.append(h)
+            los.append(lo)
+            und.append(f)
+    ex = Exact(np.array(his, dtype=np.float64).reshape(shape), np.array(los, dtype=np.float64).reshape(shape),
+               undecided=np.array(und, dtype=bool).reshape(shape), source="mpmath")
+    ex.max_prec = maxprec
+    return ex
+
+
+def evaluate(name, *args) -> Exact:
+    """Exact values of quantity ``name`` on ``args`` (the DESIGN table's argument order)."""
+    from .. import quantities
+    from . import fast
+
+    q = quantities.get(name)
+    if q.name in fast.FAST:
+        vals = quantities.validate(q, args)
+        res = fast.FAST[q.name](*vals)
+        if res is not None:
+            hi, lo, ok = res
+            if not ok.all():
+                ex = evaluate_mpmath(q.name, *_undecided_rows(q, vals, ok))
+                hi, lo = hi.copy(), lo.copy()
+                _fill(q, hi, lo, ok, ex)
+            return Exact(hi, lo, undecided=np.zeros(hi.shape, bool), source="fast+mpmath" if not ok.all() else "fast")
+    return evaluate_mpmath(q.name, *args)
+
+
+def _undecided_rows(q, vals, ok):
+    """Inputs restricted to the units that hold an undecided element (rows for row quantities)."""
+    from .. import quantities
+
+    bad = ~ok
+    if q.structure == quantities.ROW:
+        rows = bad.reshape(-1, bad.shape[-1]).any(axis=1)
+    else:
+        rows = bad.reshape(-1)
+    out = []
+    for arg, v in zip(q.args, vals):
+        if arg.is_float_array:
+            n = v.shape[-1] if q.structure != quantities.ELEMENTWISE else 1
+            out.append(v.reshape(-1, n)[rows] if q.structure != quantities.ELEMENTWISE else v.reshape(-1)[rows])
+        elif arg.kind == quantities.LABEL:
+            out.append(v.reshape(-1)[rows])
+        else:
+            out.append(v)
+    return out
+
+
+def _fill(q, hi, lo, ok, ex):
+    from .. import quantities
+
+    bad = ~ok
+    if q.structure == quantities.ROW:
+        rows = bad.reshape(-1, bad.shape[-1]).any(axis=1)
+        hi.reshape(-1, bad.shape[-1])[rows] = ex.hi
+        lo.reshape(-1, bad.shape[-1])[rows] = ex.lo
+    else:
+        hi.reshape(-1)[bad.reshape(-1)] = ex.hi.reshape(-1)
+        lo.reshape(-1)[bad.reshape(-1)] = ex.lo.reshape(-1)
+
+
+def __getattr__(name):
+    from .. import quantities
+
+    if name in quantities.REGISTRY:
+        def f(*args):
+            return evaluate(name, *args)
+        f.__name__ = name
+        f.__doc__ = quantities.REGISTRY[name].doc
+        return f
+    raise AttributeError(name)

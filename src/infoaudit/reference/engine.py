@@ -1,0 +1,133 @@
+"""Adaptive-precision evaluation (Ziv's strategy) and the container of exact results.
+
+A formula is evaluated at precisions p, 2p, 4p, ... until, at two consecutive precisions,
+
+1. the error bound ``scale * 2**(GUARD - p)`` is below ``2**-TARGET_BITS * |value|`` (so the
+   value is known to ~TARGET_BITS bits: a float64 hi/lo pair is exact to a fraction of an ULP),
+2. the value is not within that bound of a rounding boundary of any audited format
+   (float16, bfloat16, float32, float64: both ends of the error interval round alike), and
+3. both precisions round identically in every format (the Ziv agreement test).
+
+An exactly zero value is accepted only with a zero scale (every term exactly zero). NaN and
+infinities are accepted when both precisions agree. A value still undecided at MAX_PREC bits
+is kept and flagged (``Exact.undecided``); in practice this is an exact value of a quantity
+whose terms cancel exactly (e.g. a table built to have I(X;Y) = 0 through inexact terms).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import mpmath
+import numpy as np
+from mpmath import mp
+
+from ..dtypes import DTYPES, FORMATS, dtype_name, round_dd, round_mpf
+
+START_PREC = 64
+MAX_PREC = 1 << 14
+TARGET_BITS = 112
+GUARD = 12
+
+
+def _same(a, b) -> bool:
+    if mpmath.isnan(a) or mpmath.isnan(b):
+        return bool(mpmath.isnan(a) and mpmath.isnan(b))
+    return a == b
+
+
+def _roundings(v):
+    return tuple(round_mpf(v, FORMATS[d]) for d in DTYPES)
+
+
+def _decided(v_lo, v_hi, scale, prec) -> bool:
+    if mpmath.isnan(v_hi) or mpmath.isinf(v_hi):
+        return _same(v_lo, v_hi)
+    if v_hi == 0:
+        return scale == 0 and v_lo == 0
+    if mpmath.isnan(v_lo) or mpmath.isinf(v_lo):
+        return False
+    err = mpmath.mpf(scale) * mpmath.ldexp(1, GUARD - prec)
+    if err > abs(v_hi) * mpmath.ldexp(1, -TARGET_BITS):
+        return False
+    # Cheap sufficient test: every rounding boundary of every audited format is a number with at
+    # most 54 significant bits, so an error interval strictly inside one cell of the 54-bit grid
+    # (and agreeing with the lower precision's cell) holds no boundary.
+    c = _cell54(v_hi - err)
+    if c is not None and c == _cell54(v_hi + err) and c == _cell54(v_lo):
+        return True
+    r = _roundings(v_hi)
+    if _roundings(v_hi - err) != r or _roundings(v_hi + err) != r:
+        return False
+    return _roundings(v_lo) == r
+
+
+def _cell54(x):
+    """The open cell of the 54-bit grid holding x, or None when x lies on the grid."""
+    sign, man, exp, bc = x._mpf_
+    if bc <= 54:
+        return None
+    return sign, int(man) >> (bc - 54), exp + bc - 54
+
+
+def evaluate_unit(formula, unit):
+    """Evaluate ``formula(*unit)`` adaptively; returns (values, max_prec_used, undecided_flags)."""
+    prec = START_PREC
+    with mp.workprec(prec):
+        prev = formula(*unit)
+    while True:
+        prec *= 2
+        with mp.workprec(prec):
+            cur = formula(*unit)
+            flags = [not _decided(a[0], b[0], b[1], prec) for a, b in zip(prev, cur)]
+        if not any(flags):
+            return [v for v, _ in cur], prec, flags
+        if prec >= MAX_PREC:
+            return [v for v, _ in cur], prec, flags
+        prev = cur
+
+
+@dataclass
+class Exact:
+    """Exact values of one quantity on one input.
+
+    ``hi`` is each value correctly rounded to float64 and ``lo`` the correctly rounded remainder
+    (a double-double, ~106 bits, so float64 results can be judged to a fraction of an ULP);
+    ``rounded(dtype)`` rounds each value once, directly to that dtype (see ``dtypes.round_dd``).
+    ``values`` keeps the mpf values when mpmath produced them (None for fast-path results).
+    ``undecided`` flags elements whose rounding was not certain at MAX_PREC bits.
+    """
+
+    hi: np.ndarray
+    lo: np.ndarray
+    values: np.ndarray | None = None
+    undecided: np.ndarray | None = None
+    source: str = "mpmath"
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def shape(self):
+        return self.hi.shape
+
+    def rounded(self, dtype) -> np.ndarray:
+        """float64 array holding each exact value rounded once to ``dtype``."""
+        key = dtype_name(dtype)
+        if key not in self._cache:
+            self._cache[key] = round_dd(self.hi, self.lo, key)
+        return self._cache[key]
+
+    def __array__(self, dtype=None, copy=None):
+        return self.hi if dtype is None else self.hi.astype(dtype)
+
+    def __repr__(self):
+        return f"Exact(shape={self.shape}, source={self.source!r}, hi={self.hi!r})"
+
+
+def hi_lo(v) -> tuple[float, float]:
+    """float64 double-double of an mpf: hi = round(v), lo = round(v - hi)."""
+    h = round_mpf(v, FORMATS["float64"])
+    if not (mpmath.isfinite(v) and math.isfinite(h)):
+        return h, 0.0
+    with mp.workprec(max(mp.prec, 2200)):
+        lo = round_mpf(v - mpmath.mpf(h), FORMATS["float64"])
+    return h, lo

@@ -1,0 +1,417 @@
+"""Exact formulas of every quantity, evaluated by mpmath at the *current* working precision.
+
+Each formula takes one unit of input (an element, a row, or a table; floats already converted
+exactly to mpf, labels as int, scalars as mpf) and returns a list of ``(value, scale)`` pairs, one
+per output element. ``scale`` bounds the magnitude of the intermediate quantities whose rounding
+errors reach the value: the absolute error of ``value`` is at most about ``scale * 2**-prec``.
+For a sum with cancellation it is the sum of the absolute values of the terms; it is zero only
+when every term is exactly zero, so that an exactly zero result (KL of p = q, Gaussian KL at
+mu = logvar = 0, distillation with zs = zt) is recognised as exact instead of being refined
+forever. The precision loop in :mod:`infoaudit.reference.engine` uses the scale to decide how
+many bits a value still needs.
+
+Formulas are written in the forms that keep relative accuracy (log1p, expm1, shifted
+exponentials), so that precision is spent only on genuine cancellation.
+"""
+from __future__ import annotations
+
+import mpmath
+from mpmath import mp
+
+INF = mpmath.inf
+NINF = mpmath.ninf
+NAN = mpmath.nan
+
+
+def _isnan(x):
+    return mpmath.isnan(x)
+
+
+def _isinf(x):
+    return mpmath.isinf(x)
+
+
+def _xlogy(x, y):
+    """x * log(y) with 0 * log(anything >= 0) = 0 (the 0 log 0 = 0 convention)."""
+    if _isnan(x) or _isnan(y):
+        return NAN
+    if x == 0:
+        return mpmath.mpf(0)
+    if y == 0:
+        return NINF if x > 0 else INF
+    return x * mp.log(y)
+
+
+# ---------------------------------------------------------------- logits (rows)
+
+
+def _lse_parts(z):
+    """Return (lse, m, s) with lse = m + log(s), m = max finite z, s = sum exp(z - m).
+
+    Conventions: any NaN -> NaN; any +inf -> +inf; all -inf (or empty) -> -inf.
+    """
+    if any(_isnan(v) for v in z):
+        return NAN, NAN, NAN
+    if any(v == INF for v in z):
+        return INF, INF, NAN
+    finite = [v for v in z if v != NINF]
+    if not finite:
+        return NINF, NINF, mpmath.mpf(0)
+    m = max(finite)
+    s = mp.fsum(mp.exp(v - m) for v in finite)  # v - m rounds; covered by the scale below
+    return m + mp.log(s), m, s
+
+
+def logsumexp(z):
+    lse, m, s = _lse_parts(z)
+    if not mpmath.isfinite(lse):
+        return [(lse, mpmath.mpf(0))]
+    # log(s) in [0, log n]: cancellation only when m ~ -log(s); error of exp(v - m) for
+    # |v - m| large is relative (|v| + |m|) 2^-prec inside s, damped by the log.
+    finite = [v for v in z if v != NINF]
+    mag = max(abs(v) for v in finite)
+    return [(lse, abs(m) + abs(mp.log(s)) + 2 * mag)]
+
+
+def log_softmax(z):
+    lse, _, _ = _lse_parts(z)
+    zmax = _max_abs_finite(z)
+    out = []
+    for v in z:
+        if _isnan(lse) or _isnan(v):
+            out.append((NAN, 0))
+        elif lse == INF:  # +inf present: inf - inf
+            out.append((NAN, 0))
+        elif lse == NINF:  # all -inf row
+            out.append((NAN, 0))
+        elif v == NINF:
+            out.append((NINF, 0))
+        else:
+            out.append((v - lse, abs(v) + abs(lse) + 2 * zmax))
+    return out
+
+
+def softmax(z):
+    lse, _, _ = _lse_parts(z)
+    zmax = _max_abs_finite(z)
+    out = []
+    for v in z:
+        if _isnan(lse) or _isnan(v) or not mpmath.isfinite(lse):
+            out.append((NAN, 0))  # NaN input, +inf entry (inf/inf), or all -inf row (0/0)
+        elif v == NINF:
+            out.append((mpmath.mpf(0), 0))
+        else:
+            p = mp.exp(v - lse)
+            # relative error of p = absolute error of (v - lse) ~ (|v| + |lse| + max|z|) 2^-prec
+            out.append((p, p * (abs(v) + abs(lse) + 2 * zmax + 1)))
+    return out
+
+
+def _max_abs_finite(z):
+    vals = [abs(v) for v in z if mpmath.isfinite(v)]
+    return max(vals) if vals else mpmath.mpf(0)
+
+
+def cross_entropy(z, y):
+    """logsumexp(z) - z_y; masked target (z_y = -inf) -> +inf; all -inf row -> NaN."""
+    lse, _, _ = _lse_parts(z)
+    zy = z[y]
+    if _isnan(lse) or _isnan(zy):
+        return [(NAN, 0)]
+    if lse == INF:
+        return [(NAN, 0) if zy == INF else (INF, 0)]
+    if lse == NINF:
+        return [(NAN, 0)]
+    if zy == NINF:
+        return [(INF, 0)]
+    return [(lse - zy, abs(lse) + abs(zy) + 2 * _max_abs_finite(z))]
+
+
+def nll_loss(logp, y):
+    v = logp[y]
+    return [(-v, 0)]  # exact negation
+
+
+def label_smoothing_cross_entropy(z, y, eps):
+    """-sum_i t_i log_softmax(z)_i with t = (1 - eps) onehot(y) + eps / K.
+
+    = lse - (1 - eps) z_y - (eps / K) sum_i z_i. Entries with t_i = 0 contribute 0.
+    """
+    K = len(z)
+    lse, _, _ = _lse_parts(z)
+    if _isnan(lse) or any(_isnan(v) for v in z) or _isnan(eps):
+        return [(NAN, 0)]
+    if lse == NINF:
+        return [(NAN, 0)]
+    if lse == INF:
+        return [(NAN, 0)]
+    terms = [lse]
+    w_y = 1 - eps
+    w_u = eps / K
+    for i, v in enumerate(z):
+        t = w_u + (w_y if i == y else 0)
+        if t == 0:
+            continue
+        if v == NINF:
+            return [(INF, 0)]
+        terms.append(-t * v)
+    val = mp.fsum(terms)
+    scale = mp.fsum(abs(t) for t in terms) + 2 * _max_abs_finite(z)
+    return [(val, scale)]
+
+
+def _kl_logits(za, zb, T):
+    """KL(softmax(za / T) || softmax(zb / T)) for one row.
+
+    With d_i = (za_i - zb_i) computed exactly and e_i = (d_i - d_k) / T (k = argmax za):
+        KL = sum_i pa_i e_i - log1p(sum_j pb_j expm1(e_j)),
+    which is exactly 0 when za - zb is constant (shift invariance) and has no cancellation
+    between two large logsumexps. Rows with -inf masks use the direct form
+    sum_{pa_i > 0} pa_i (log pa_i - log pb_i).
+    """
+    if any(_isnan(v) for v in za) or any(_isnan(v) for v in zb) or _isnan(T):
+        return [(NAN, 0)]
+    if any(v == INF for v in za) or any(v == INF for v in zb):
+        return [(NAN, 0)]
+    if all(v == NINF for v in za) or all(v == NINF for v in zb):
+        return [(NAN, 0)]
+    if any(v == NINF for v in za) or any(v == NINF for v in zb):
+        return _kl_logits_masked(za, zb, T)
+    d = [mpmath.fsub(a, b, exact=True) for a, b in zip(za, zb)]
+    k = max(range(len(za)), key=lambda i: za[i])
+    e = [mpmath.fsub(di, d[k], exact=True) / T for di in d]
+    if all(v == 0 for v in e):
+        return [(mpmath.mpf(0), 0)]
+    lse_a, _, _ = _lse_parts([v / T for v in za])
+    lse_b, _, _ = _lse_parts([v / T for v in zb])
+    pa = [mp.exp(v / T - lse_a) for v in za]
+    pb = [mp.exp(v / T - lse_b) for v in zb]
+    first = mp.fsum(p * ei for p, ei in zip(pa, e))
+    inner = mp.fsum(p * mp.expm1(ei) for p, ei in zip(pb, e))
+    second = mp.log1p(inner)
+    val = first - second
+    zmax = max(max(abs(v) for v in za), max(abs(v) for v in zb)) / abs(T)
+    # errors: pa/pb carry relative error ~ (|z/T| + |lse|) 2^-prec; e_i/T rounding is relative
+    scale = (mp.fsum(abs(p * ei) for p, ei in zip(pa, e)) + abs(second)
+             + mp.fsum(abs(p * mp.expm1(ei)) for p, ei in zip(pb, e))) * (4 * zmax + abs(lse_a) + abs(lse_b) + 1)
+    return [(val, scale)]
+
+
+def _kl_logits_masked(za, zb, T):
+    lse_a, _, _ = _lse_parts([v / T for v in za])
+    lse_b, _, _ = _lse_parts([v / T for v in zb])
+    terms = []
+    mag = mpmath.mpf(0)
+    for a, b in zip(za, zb):
+        if a == NINF:
+            continue  # pa_i = 0 contributes 0
+        if b == NINF:
+            return [(INF, 0)]
+        la = a / T - lse_a
+        lb = b / T - lse_b
+        p = mp.exp(la)
+        terms.append(p * (la - lb))
+        mag += p * (abs(a / T) + abs(b / T) + abs(lse_a) + abs(lse_b) + 1)
+    if not terms:
+        return [(NAN, 0)]
+    return [(mp.fsum(terms), mag * 4)]
+
+
+def distillation_loss(zs, zt, T):
+    """T^2 * KL(softmax(zt / T) || softmax(zs / T)); teacher zt, student zs."""
+    (v, s), = _kl_logits(zt, zs, T)
+    return [(T * T * v, T * T * s)]
+
+
+def rlhf_kl_penalty(z_policy, z_ref, beta):
+    """beta * KL(softmax(z_policy) || softmax(z_ref)) for one token."""
+    (v, s), = _kl_logits(z_policy, z_ref, mpmath.mpf(1))
+    return [(beta * v, abs(beta) * s)]
+
+
+# ---------------------------------------------------------------- elementwise
+
+
+def sigmoid(x):
+    if _isnan(x):
+        return [(NAN, 0)]
+    if x == INF:
+        return [(mpmath.mpf(1), 0)]
+    if x == NINF:
+        return [(mpmath.mpf(0), 0)]
+    v = 1 / (1 + mp.exp(-x))
+    return [(v, v)]
+
+
+def _softplus(x):
+    if _isnan(x):
+        return NAN
+    if x == INF:
+        return INF
+    if x == NINF:
+        return mpmath.mpf(0)
+    if x > 0:
+        return x + mp.log1p(mp.exp(-x))
+    return mp.log1p(mp.exp(x))
+
+
+def softplus(x):
+    v = _softplus(x)
+    return [(v, abs(v) if mpmath.isfinite(v) else 0)]
+
+
+def log_sigmoid(x):
+    v = -_softplus(-x)
+    return [(v, abs(v) if mpmath.isfinite(v) else 0)]
+
+
+def binary_cross_entropy_with_logits(z, t):
+    """softplus(z) - t z; t in [0, 1]."""
+    if _isnan(z) or _isnan(t):
+        return [(NAN, 0)]
+    if mpmath.isinf(z):
+        # softplus(z) - t z: z = +inf -> (1 - t) * inf (NaN-free only if t < 1; t = 1 -> 0 by limit)
+        if z == INF:
+            return [(mpmath.mpf(0), 0) if t == 1 else (INF, 0)]
+        return [(mpmath.mpf(0), 0) if t == 0 else (INF, 0)]
+    sp = _softplus(z)
+    tz = t * z
+    return [(sp - tz, abs(sp) + abs(tz))]
+
+
+def binary_cross_entropy(p, t):
+    """-(t log p + (1 - t) log(1 - p)), exact (no clamping), 0 log 0 = 0."""
+    a = _xlogy(t, p)
+    b = _xlogy(1 - t, 1 - p)
+    if _isnan(a) or _isnan(b):
+        return [(NAN, 0)]
+    if mpmath.isinf(a) or mpmath.isinf(b):
+        v = -(a + b)
+        return [(v, 0)]
+    return [(-(a + b), abs(a) + abs(b))]
+
+
+def self_information_bits(p):
+    if _isnan(p):
+        return [(NAN, 0)]
+    if p == 0:
+        return [(INF, 0)]
+    v = -mp.log(p) / mp.ln2
+    return [(v, abs(v))]
+
+
+def binary_entropy_bits(p):
+    a = _xlogy(p, p)
+    b = _xlogy(1 - p, 1 - p)
+    if _isnan(a) or _isnan(b):
+        return [(NAN, 0)]
+    v = -(a + b) / mp.ln2
+    return [(v, (abs(a) + abs(b)) / mp.ln2)]
+
+
+# ---------------------------------------------------------------- probability rows
+
+
+def entropy(p):
+    terms = [_xlogy(v, v) for v in p]
+    if any(_isnan(t) for t in terms):
+        return [(NAN, 0)]
+    if any(mpmath.isinf(t) for t in terms):
+        return [(-mp.fsum(terms), 0)]
+    return [(-mp.fsum(terms), mp.fsum(abs(t) for t in terms))]
+
+
+def entropy_bits(p):
+    (v, s), = entropy(p)
+    return [(v / mp.ln2, s / mp.ln2)]
+
+
+def kl_divergence(p, q):
+    """sum p_i log(p_i / q_i); 0 where p_i = 0; +inf where p_i > 0 = q_i."""
+    terms = []
+    for a, b in zip(p, q):
+        if _isnan(a) or _isnan(b):
+            return [(NAN, 0)]
+        if a == 0:
+            continue
+        if b == 0:
+            return [(INF, 0)]
+        terms.append(a * mp.log(a / b))
+    if not terms:
+        return [(mpmath.mpf(0), 0)]
+    return [(mp.fsum(terms), mp.fsum(abs(t) for t in terms))]
+
+
+def cross_entropy_probs(p, q):
+    """-sum p_i log q_i; 0 where p_i = 0; +inf where p_i > 0 = q_i."""
+    terms = [_xlogy(a, b) for a, b in zip(p, q)]
+    if any(_isnan(t) for t in terms):
+        return [(NAN, 0)]
+    if any(mpmath.isinf(t) for t in terms):
+        return [(-mp.fsum(terms), 0)]
+    return [(-mp.fsum(terms), mp.fsum(abs(t) for t in terms))]
+
+
+def gaussian_kl(mu, logvar):
+    """KL(N(mu, exp(logvar)) || N(0, 1)) = 0.5 sum(expm1(logvar) - logvar + mu^2)."""
+    terms = []
+    for m, lv in zip(mu, logvar):
+        if _isnan(m) or _isnan(lv):
+            return [(NAN, 0)]
+        if lv == INF or mpmath.isinf(m):
+            return [(INF, 0)]
+        if lv == NINF:
+            return [(INF, 0)]  # -logvar -> +inf
+        terms += [mp.expm1(lv), -lv, m * m]
+    val = mp.fsum(terms) / 2
+    return [(val, mp.fsum(abs(t) for t in terms) / 2)]
+
+
+# ---------------------------------------------------------------- joint tables
+
+
+def _marginals(P):
+    px = [mp.fsum(row) for row in P]
+    py = [mp.fsum(P[i][j] for i in range(len(P))) for j in range(len(P[0]))]
+    return px, py
+
+
+def _table_nan(P):
+    return any(_isnan(v) for row in P for v in row)
+
+
+def joint_entropy(P):
+    """H(X, Y) = -sum P_xy log P_xy (table rows index x, columns y)."""
+    return entropy([v for row in P for v in row])
+
+
+def conditional_entropy(P):
+    """H(Y | X) = -sum P_xy log(P_xy / P_x), P_x = sum_y P_xy."""
+    if _table_nan(P):
+        return [(NAN, 0)]
+    px, _ = _marginals(P)
+    terms = []
+    for i, row in enumerate(P):
+        for v in row:
+            if v == 0:
+                continue
+            terms.append(v * mp.log(v / px[i]))
+    if not terms:
+        return [(mpmath.mpf(0), 0)]
+    return [(-mp.fsum(terms), mp.fsum(abs(t) for t in terms))]
+
+
+def mutual_information(P):
+    """I(X; Y) = sum P_xy log(P_xy / (P_x P_y))."""
+    if _table_nan(P):
+        return [(NAN, 0)]
+    px, py = _marginals(P)
+    terms = []
+    for i, row in enumerate(P):
+        for j, v in enumerate(row):
+            if v == 0:
+                continue
+            terms.append(v * mp.log(v / (px[i] * py[j])))
+    if not terms:
+        return [(mpmath.mpf(0), 0)]
+    return [(mp.fsum(terms), mp.fsum(abs(t) for t in terms))]
