@@ -99,7 +99,7 @@ def _ops():
         "gaussian_kl": [Op("composed", _np.gaussian_kl, False, "0.5 * sum(expm1(logvar) - logvar + mu**2)",
                            "no SciPy op: NumPy formula")],
         "joint_entropy": [Op("entr", lambda P: np.sum(sp.entr(P), axis=(-2, -1)), False, "entr(P).sum()")],
-        "conditional_entropy": [Op("rel_entr", lambda P: -np.sum(sp.xlogy(P, P / np.sum(P, -1, keepdims=True)), axis=(-2, -1)),
+        "conditional_entropy": [Op("xlogy", lambda P: -np.sum(sp.xlogy(P, P / np.sum(P, -1, keepdims=True)), axis=(-2, -1)),
                                    False, "-xlogy(P, P / P.sum(-1)).sum()")],
         "mutual_information": [Op("rel_entr", lambda P: np.sum(sp.rel_entr(P, np.sum(P, -1, keepdims=True) * np.sum(P, -2, keepdims=True)),
                                                                axis=(-2, -1)), False, "rel_entr(P, Px * Py).sum()")],
