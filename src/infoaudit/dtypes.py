@@ -156,7 +156,8 @@ def cast(a, name) -> np.ndarray:
         # 1.0). Round to float32 with round-to-odd first; odd rounding to p + 2 bits followed by
         # nearest-even rounding to p bits is exact.
         return _round_to_odd_f32(a).astype(target)
-    return a.astype(target)
+    with np.errstate(over="ignore"):  # overflow to +-inf is the correct rounding
+        return a.astype(target)
 
 
 def _round_to_odd_f32(a: np.ndarray) -> np.ndarray:

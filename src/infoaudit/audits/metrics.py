@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..dtypes import FORMATS, dtype_name, ulp_of
+from ..dtypes import FORMATS, dtype_name, to_f64, ulp_of
 
 # Non-finite mismatch classes
 OVERFLOW = "overflow"                 # +-inf where the exact result is finite, large magnitude input
@@ -95,12 +95,21 @@ def element_errors(y, exact, dtype, quantity: str = "", inputs=()) -> ElementErr
     return ElementErrors(ulp, rel, err, expected, nonfinite)
 
 
+def _is_float_array(a) -> bool:
+    if not isinstance(a, np.ndarray):
+        return False
+    try:
+        dtype_name(a.dtype)  # float16, bfloat16 (numpy kind "V"), float32, float64
+    except ValueError:
+        return False
+    return True
+
+
 def classify_nonfinite(y, expected, quantity="", inputs=()):
     """Class of each non-finite mismatch ('' where there is none)."""
     y = np.asarray(y, dtype=np.float64)
     e = np.asarray(expected, dtype=np.float64)
-    has_inf_input = any(np.isinf(np.asarray(a, dtype=np.float64)).any()
-                        for a in inputs if isinstance(a, np.ndarray) and a.dtype.kind == "f")
+    has_inf_input = any(np.isinf(to_f64(a)).any() for a in inputs if _is_float_array(a))
     out = np.full(y.shape, "", dtype=object)
     e_fin = np.isfinite(e)
     y_fin = np.isfinite(y)
