@@ -96,7 +96,9 @@ def round_mpf(x, fmt_or_name) -> float:
     overflow threshold become +-inf, NaN stays NaN.
     """
     f = fmt_or_name if isinstance(fmt_or_name, Format) else fmt(fmt_or_name)
-    x = mpmath.mpf(x)
+    if not isinstance(x, mpmath.mpf):
+        # mpf(int) would round to the working precision: convert ints exactly
+        x = mpmath.mpf(mpmath.libmp.from_int(x)) if isinstance(x, int) else mpmath.mpf(float(x))
     if mpmath.isnan(x):
         return math.nan
     if mpmath.isinf(x):
@@ -106,6 +108,10 @@ def round_mpf(x, fmt_or_name) -> float:
     sign, man, exp, bc = x._mpf_  # value = (-1)^sign * man * 2^exp, man odd, bc = bitlength
     man = int(man)
     e = exp + bc - 1  # floor(log2 |x|)
+    if e > f.emax + 1:
+        return -math.inf if sign else math.inf
+    if e < f.emin - f.precision - 1:  # below half the smallest subnormal: rounds to zero
+        return -0.0 if sign else 0.0
     q = max(e, f.emin) - f.precision + 1  # exponent of the quantum (ULP) at |x|
     shift = q - exp
     if shift <= 0:

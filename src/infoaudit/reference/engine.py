@@ -91,8 +91,10 @@ def evaluate_unit(formula, unit):
 class Exact:
     """Exact values of one quantity on one input.
 
-    ``hi`` is each value correctly rounded to float64 and ``lo`` the correctly rounded remainder
-    (a double-double, ~106 bits, so float64 results can be judged to a fraction of an ULP);
+    ``hi`` is each value correctly rounded to float64 and ``lo`` the remainder (a double-double:
+    from mpmath ``lo`` is the correctly rounded remainder, ~106 bits in all; from the certified
+    fast path it is accurate to ~2^-80 relative -- either way float64 results are judged to a tiny
+    fraction of an ULP; a remainder below the smallest subnormal keeps its sign as +-2^-1074);
     ``rounded(dtype)`` rounds each value once, directly to that dtype (see ``dtypes.round_dd``).
     ``values`` keeps the mpf values when mpmath produced them (None for fast-path results).
     ``undecided`` flags elements whose rounding was not certain at MAX_PREC bits.
@@ -129,5 +131,9 @@ def hi_lo(v) -> tuple[float, float]:
     if not (mpmath.isfinite(v) and math.isfinite(h)):
         return h, 0.0
     with mp.workprec(max(mp.prec, 2200)):
-        lo = round_mpf(v - mpmath.mpf(h), FORMATS["float64"])
+        rem = v - mpmath.mpf(h)
+        lo = round_mpf(rem, FORMATS["float64"])
+    if lo == 0 and rem != 0:
+        # remainder below the smallest subnormal: keep its sign, which decides narrow-format ties
+        lo = math.copysign(5e-324, float(mpmath.sign(rem)))
     return h, lo

@@ -31,6 +31,13 @@ def _isinf(x):
     return mpmath.isinf(x)
 
 
+def _one_minus(x):
+    """1 - x exactly (no rounding at the working precision: tiny x keeps its log(1 - x) term)."""
+    if _isnan(x) or _isinf(x):
+        return 1 - x
+    return mpmath.fsub(1, x, exact=True)
+
+
 def _xlogy(x, y):
     """x * log(y) with 0 * log(anything >= 0) = 0 (the 0 log 0 = 0 convention)."""
     if _isnan(x) or _isnan(y):
@@ -282,7 +289,7 @@ def binary_cross_entropy_with_logits(z, t):
 def binary_cross_entropy(p, t):
     """-(t log p + (1 - t) log(1 - p)), exact (no clamping), 0 log 0 = 0."""
     a = _xlogy(t, p)
-    b = _xlogy(1 - t, 1 - p)
+    b = _xlogy(_one_minus(t), _one_minus(p))
     if _isnan(a) or _isnan(b):
         return [(NAN, 0)]
     if mpmath.isinf(a) or mpmath.isinf(b):
@@ -302,7 +309,8 @@ def self_information_bits(p):
 
 def binary_entropy_bits(p):
     a = _xlogy(p, p)
-    b = _xlogy(1 - p, 1 - p)
+    q = _one_minus(p)
+    b = _xlogy(q, q)
     if _isnan(a) or _isnan(b):
         return [(NAN, 0)]
     v = -(a + b) / mp.ln2

@@ -1,0 +1,204 @@
+"""The certified float64 fast path (reference/fast.py) against the mpmath reference of record.
+
+Wherever the fast path says ``ok``, its hi/lo must round to exactly what mpmath's value rounds to
+in every audited format (zero wrong roundings), and its lo must match to a tiny fraction of a
+float64 ULP. Escalated (not-ok) elements are counted and reported. The small versions run in
+`make test`; the >= 10^5-element sweeps per quantity and dtype are marked slow.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from infoaudit import dtypes
+from infoaudit.reference import evaluate, evaluate_mpmath, fast
+
+pytest.importorskip("flint")  # the fast path needs python-flint (dev extra); without it mpmath answers
+
+FAST_Q = ["softmax", "log_softmax", "logsumexp", "cross_entropy"]
+
+
+def extreme_rows(rng, B, n, dtype):
+    """Extreme logit rows of the dtype: scales from 1 to the dtype's range, masks, ties,
+    dominant classes, fully masked rows, +inf and NaN rows."""
+    fmax = float(dtypes.fmt(dtypes.dtype_name(dtype)).max)
+    scales = np.array([1.0, 8.0, 50.0, 300.0, 1000.0, 1e4, fmax / 8])
+    s = scales[rng.integers(0, len(scales), B)][:, None]
+    z = rng.standard_normal((B, n)) * s + rng.standard_normal((B, 1)) * s
+    kind = rng.integers(0, 10, B)
+    z[kind == 1, 0] = z[kind == 1].max(axis=1) + 69.08          # dominant class, p ~ 1 - 1e-30
+    z[kind == 2] = np.round(z[kind == 2])                        # ties
+    z[(kind == 3)[:, None] & (rng.random((B, n)) < 0.3)] = -np.inf  # masks
+    if B > 8:
+        z[1] = -np.inf
+        z[2, n // 2] = np.inf
+        z[3, 0] = np.nan
+    with np.errstate(over="ignore"):
+        return z.astype(dtype)
+
+
+def _args(name, z, rng):
+    if name == "cross_entropy":
+        return (z, rng.integers(0, z.shape[-1], z.shape[0]))
+    return (z,)
+
+
+def compare_fast(name, *args, lo_sample=2000):
+    """(n_outputs, n_escalated, n_wrong, max lo error in float64 ULPs) of the fast path.
+
+    Ground truth: arb enclosures that decide each rounding (reference/arb_check.py), i.e. the
+    exact value, independent of mpmath's code path; only elements the fast path calls ok count.
+    """
+    from infoaudit import quantities as Q
+    from infoaudit.reference import Exact
+    from infoaudit.reference import arb_check as ac
+
+    vals = Q.validate(Q.get(name), args)
+    hi, lo, ok = fast.FAST[name](*vals)
+    res = ac.check(name, *args, ref=Exact(hi, lo))
+    okf = ok.reshape(-1)
+    wrong = [w for w in res.wrong if okf[w[0]]]
+    undecided = [u for u in res.undecided if okf[u[0]]]
+    assert not undecided, undecided[:5]
+    # lo accuracy on a sample of ok, finite, nonzero outputs
+    idx = np.nonzero(okf & np.isfinite(hi.reshape(-1)) & (hi.reshape(-1) != 0))[0][:lo_sample]
+    encl = ac.enclosures(name, *args, prec=256)
+    import mpmath
+
+    worst = 0.0
+    hf, lf = hi.reshape(-1), lo.reshape(-1)
+    old = ac.ctx.prec
+    ac.ctx.prec = 256
+    try:
+        for i in idx:
+            e = encl[i]
+            if isinstance(e, float):
+                continue
+            if isinstance(e, ac.Shifted):  # remainder = (base - hi) + corr, base - hi exact
+                rem = ac._arb_exact(mpmath.fsub(e.base, float(hf[i]), exact=True)) + e.corr
+            else:
+                rem = e - ac.arb(float(hf[i]))
+            err = abs(float((rem - ac.arb(float(lf[i]))).mid()))
+            worst = max(worst, err / float(dtypes.ulp_of(hf[i], "float64")))
+    finally:
+        ac.ctx.prec = old
+    return int(hi.size), int((~ok).sum()), len(wrong), worst
+
+
+def compare_fast_to_mpmath(name, *args):
+    """Wrong roundings of ok fast-path elements against the mpmath reference of record."""
+    from infoaudit import quantities as Q
+
+    vals = Q.validate(Q.get(name), args)
+    hi, lo, ok = fast.FAST[name](*vals)
+    ref = evaluate_mpmath(name, *args)
+    wrong = 0
+    for d in dtypes.DTYPES:
+        r, e = dtypes.round_dd(hi, lo, d), ref.rounded(d)
+        wrong += int((ok & ~((r == e) | (np.isnan(r) & np.isnan(e)))).sum())
+    return wrong
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("name", FAST_Q)
+def test_fast_path_small(name, dtype):
+    rng = np.random.default_rng(11)
+    z = extreme_rows(rng, 24, 64, dtype)
+    n, esc, wrong, lo_err = compare_fast(name, *_args(name, z, rng))
+    print(f"{name} {np.dtype(dtype).name}: {n} outputs, {esc} escalated, {wrong} wrong, lo err {lo_err:.2g} ulp")
+    assert wrong == 0
+    assert lo_err < 1e-6
+    assert esc <= max(3, n // 50)
+
+
+@pytest.mark.parametrize("name", FAST_Q)
+def test_fast_path_agrees_with_mpmath_on_moderate_rows(name):
+    rng = np.random.default_rng(2)
+    z = (rng.standard_normal((16, 40)) * 20).astype(np.float32)
+    assert compare_fast_to_mpmath(name, *_args(name, z, rng)) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("name", FAST_Q)
+def test_fast_path_1e5_extreme_elements(name, dtype):
+    rng = np.random.default_rng(12345)
+    total = esc_total = 0
+    rows = 1000 if name in ("softmax", "log_softmax") else 2000
+    n = 100 if name in ("softmax", "log_softmax") else 50
+    z = extreme_rows(rng, rows, n, dtype)
+    args = _args(name, z, rng)
+    count, esc, wrong, lo_err = compare_fast(name, *args)
+    total += count
+    esc_total += esc
+    print(f"{name} {np.dtype(dtype).name}: {count} outputs ({z.size} input elements), {esc} escalated, "
+          f"{wrong} wrong, lo err {lo_err:.2g} ulp")
+    assert z.size >= 100_000
+    assert wrong == 0
+    assert lo_err < 1e-6
+
+
+def test_exp_dd_error_bound_against_arb():
+    flint = pytest.importorskip("flint")
+    arb, ctx = flint.arb, flint.ctx
+    rng = np.random.default_rng(3)
+    L = math.log(2) / 65536
+    x = np.concatenate([rng.uniform(-800, 0, 3000), rng.uniform(-1e-3, 0, 500),
+                        -np.arange(1, 400) * L * 0.5,             # around reduction boundaries
+                        np.array([0.0, -5e-324, -1e-300, -745.1332191019411, -708.3964185322641])])
+    xl = x * rng.uniform(-2.0 ** -53, 2.0 ** -53, x.size)        # TwoSum-like low parts
+    xl[x == 0] = 0.0
+    H, Lo, k = fast.exp_dd(x, xl)
+    old = ctx.prec
+    ctx.prec = 256
+    try:
+        worst = 0.0
+        for xi, xli, h, lo_, kk in zip(x, xl, H, Lo, k):
+            ex = (arb(float(xi)) + arb(float(xli))).exp()
+            got = (arb(float(h)) + arb(float(lo_))) * arb(2) ** int(kk)
+            rel = abs(float(((got - ex) / ex).mid()))
+            worst = max(worst, rel)
+        assert worst <= fast.EXP_REL, math.log2(worst)
+    finally:
+        ctx.prec = old
+    assert H[x == 0].tolist() == [1.0] and Lo[x == 0].tolist() == [0.0] and k[x == 0].tolist() == [0]
+
+
+def test_special_rows_follow_conventions():
+    z = np.array([[-np.inf, -np.inf], [np.inf, 0.0], [np.nan, 0.0], [-np.inf, 1.0], [np.inf, np.inf]])
+    y = np.array([0, 1, 0, 0, 0])
+    sm = evaluate("softmax", z)
+    assert np.isnan(sm.hi[:3]).all() and sm.hi[3].tolist() == [0.0, 1.0]
+    ls = evaluate("log_softmax", z)
+    assert np.isnan(ls.hi[:3]).all() and ls.hi[3].tolist() == [-np.inf, 0.0]
+    lse = evaluate("logsumexp", z)
+    assert lse.hi[0] == -np.inf and lse.hi[1] == np.inf and np.isnan(lse.hi[2]) and lse.hi[3] == 1.0
+    ce = evaluate("cross_entropy", z, y)
+    assert np.isnan(ce.hi[0]) and ce.hi[1] == np.inf and np.isnan(ce.hi[2]) and ce.hi[3] == np.inf
+    assert np.isnan(ce.hi[4])  # +inf target in a +inf row: inf - inf
+    for name, args in (("softmax", (z,)), ("log_softmax", (z,)), ("logsumexp", (z,)), ("cross_entropy", (z, y))):
+        ref = evaluate_mpmath(name, *args)
+        got = evaluate(name, *args)
+        assert np.array_equal(ref.hi, got.hi, equal_nan=True), name
+
+
+def test_fast_path_is_used_and_long_rows_mostly_fast():
+    rng = np.random.default_rng(5)
+    z = (rng.standard_normal((2, 50257)) * 4).astype(np.float32)
+    hi, lo, ok = fast.softmax(z.astype(np.float64))
+    assert ok.all()
+    ex = evaluate("softmax", z)
+    assert ex.source == "fast"
+    assert abs(math.fsum(ex.hi[0]) - 1.0) < 1e-12
+
+
+def test_dominant_class_keeps_relative_accuracy():
+    z = np.array([[69.07755278982137, 0.0, -1.0]])
+    hi, lo, ok = fast.log_softmax(z)
+    ref = evaluate_mpmath("log_softmax", z)
+    assert ok.all()
+    assert hi[0, 0] == ref.hi[0, 0] and hi[0, 0] < 0
+    hi, lo, ok = fast.cross_entropy(z, np.array([0]))
+    assert ok.all() and hi[0] == evaluate_mpmath("cross_entropy", z, np.array([0])).hi[0] > 0
