@@ -195,6 +195,10 @@ def _kl_logits(za, zb, T):
     pb = [mp.exp(v / T - lse_b) for v in zb]
     first = mp.fsum(p * ei for p, ei in zip(pa, e))
     inner = mp.fsum(p * mp.expm1(ei) for p, ei in zip(pb, e))
+    if inner <= -1:
+        # mathematically inner = sum pb exp(e) - 1 > -1: the working precision cannot resolve it
+        # yet (near-total cancellation, KL huge); an infinite scale asks for more bits
+        return [(mpmath.mpf(0), INF)]
     second = mp.log1p(inner)
     val = first - second
     zmax = max(max(abs(v) for v in za), max(abs(v) for v in zb)) / abs(T)
