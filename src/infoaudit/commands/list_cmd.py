@@ -20,6 +20,10 @@ def main(args) -> int:
             if r["available"]:
                 devs = ", ".join(r.get("devices", []))
                 line = f"{r['backend']:<7} {r.get('version', ''):<14} devices: {devs}"
+                if r.get("optax"):
+                    line += f"; optax {r['optax']}"
+                for note in r.get("notes", []):
+                    line += f"\n        note: {note}"
                 for note in r.get("skipped", []):
                     line += f"\n        skipped: {note}"
                 print(line)
