@@ -12,7 +12,6 @@ import sys
 
 COMMANDS = {
     "list": ("infoaudit.commands.list_cmd", "list quantities (and --backends: frameworks, versions, devices)"),
-    "check": ("infoaudit.commands.check_cmd", "fixed-corpus comparison of every quantity x backend x dtype"),
     "run": ("infoaudit.audits.run_cmd", "adversarial audit of the installed backends; writes reports/"),
     "report": ("infoaudit.report.report_cmd", "render a results JSON to Markdown/HTML/PNG"),
     "gate": ("infoaudit.audits.gate_cmd", "gate a user's own implementation (exit 0 pass, 1 fail, 2 usage)"),
@@ -20,13 +19,16 @@ COMMANDS = {
 }
 
 
-def build_parser():
+def build_parser(command=None):
+    """The parser; only ``command``'s module is imported (others may need optional packages)."""
     p = argparse.ArgumentParser(prog="infoaudit", description=__doc__.splitlines()[0])
     from . import __version__
     p.add_argument("--version", action="version", version=f"infoaudit {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for name, (modname, help_) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_, description=help_)
+        if name != command:
+            continue
         try:
             mod = importlib.import_module(modname)
         except ModuleNotFoundError as e:
@@ -40,7 +42,9 @@ def build_parser():
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
