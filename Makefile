@@ -26,6 +26,7 @@ test-all: $(STAMP)
 
 report: $(STAMP)
 	$(BIN)/infoaudit run --profile $(PROFILE) --output reports
+	$(BIN)/infoaudit bench --quick --output reports
 
 bench: $(STAMP)
 	$(BIN)/infoaudit bench --output reports
