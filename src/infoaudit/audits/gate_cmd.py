@@ -1,0 +1,255 @@
+"""``infoaudit gate``: gate a user's own implementation in CI.
+
+    infoaudit gate --impl my_pkg.losses:softmax --quantity softmax --framework torch
+
+Exit codes: 0 every audited dtype passes; 1 a numerical failure (or a hostile implementation:
+it raised, hung, returned a non-array / wrong shape / wrong dtype, or mutated its input);
+2 a usage or input error (bad --impl, unknown quantity, framework not installed, bad profile).
+Output: per dtype a verdict line with the metrics against the thresholds and, for a failure, the
+shrunk copy-paste reproducer. GitHub Actions annotations when GITHUB_ACTIONS=true; JUnit XML
+with --junit-xml; JSON with --json (reusable as --baseline).
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+
+from .. import options as O
+
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def add_arguments(parser):
+    O.add_to_argparse(parser)
+    parser.epilog = ("exit status: 0 pass, 1 numerical failure, 2 usage or input error. "
+                     "Options may also be set in pyproject.toml under [tool.infoaudit].")
+
+
+class UsageError(Exception):
+    pass
+
+
+def load_impl(spec: str):
+    """Import ``pkg.module:function`` (``function`` may be dotted); UsageError with one clear line."""
+    if not spec or ":" not in spec:
+        raise UsageError(f"--impl {spec!r}: expected MODULE:FUNCTION, e.g. my_pkg.losses:softmax")
+    modname, _, attr = spec.partition(":")
+    if not modname or not attr:
+        raise UsageError(f"--impl {spec!r}: expected MODULE:FUNCTION, e.g. my_pkg.losses:softmax")
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)  # like `python -m`: the current directory's modules are importable
+    try:
+        mod = importlib.import_module(modname)
+    except ModuleNotFoundError as e:
+        raise UsageError(f"--impl {spec!r}: module {modname!r} does not import: No module named {e.name!r} "
+                         f"(searched the current directory and sys.path)") from None
+    except BaseException as e:  # noqa: BLE001 - a module that raises (or exits) on import
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise UsageError(f"--impl {spec!r}: importing {modname!r} raised {type(e).__name__}"
+                         + (f": {msg}" if msg else "")) from None
+    obj = mod
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            avail = sorted(n for n, v in vars(mod).items() if callable(v) and not n.startswith("_")
+                           and getattr(v, "__module__", None) == mod.__name__)
+            raise UsageError(f"--impl {spec!r}: module {modname!r} has no attribute {attr!r}"
+                             + (f"; its functions: {', '.join(avail)}" if avail else "")) from None
+    if not callable(obj):
+        raise UsageError(f"--impl {spec!r}: {attr!r} is not callable (it is a {type(obj).__name__})")
+    return obj
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def _fmt_ulp(v):
+    return f"{v:.3g}" if v < 1e5 else f"{v:.2e}"
+
+
+def verdict_line(rep, r) -> str:
+    head = {"pass": "PASS", "fail": "FAIL", "skipped": "SKIP"}[r.verdict]
+    if r.verdict == "skipped":
+        return f"{head}  {r.dtype:<8} {'; '.join(r.notes)}"
+    th = r.thresholds
+    lim = f"limit {th.get('ulp', 0):g}" + (f" + {th['ulp_per_log2n']:g}*log2 n" if th.get("ulp_per_log2n") else "")
+    floor = f" or {th['floor']:g}*u*S" if th.get("floor") else ""
+    rel = f"; relative rule k = {th['relative_k']:g}" if th.get("relative_k") else ""
+    return (f"{head}  {rep.quantity} {r.dtype:<8} {r.cases} cases, {r.elements:,} elements: "
+            f"max error {r.max_score:.3g}x allowed (limit 1); max {_fmt_ulp(r.max_ulp)} ULP ({lim}{floor}); "
+            f"max abs {r.max_abs:.3g}; non-finite {r.nonfinite_total} (limit {th.get('nonfinite', 0)}){rel}  "
+            f"[{r.seconds:.1f} s]")
+
+
+def render_text(rep, verbose=False) -> str:
+    lines = [f"infoaudit gate: {rep.quantity} -- impl {rep.impl}, framework {rep.framework} ({rep.device}), "
+             f"profile {rep.profile}, seed {rep.seed}, {rep.examples} examples per dtype after the fixed corpus"]
+    for r in rep.results:
+        lines.append(verdict_line(rep, r))
+        for n in r.notes:
+            lines.append(f"      note: {n}")
+        if r.failure:
+            f = r.failure
+            lines.append(f"      {_kind_text(f['kind'])}: {f['message']}")
+            if f.get("label"):
+                lines.append(f"      found by: {f['label']}")
+            if f.get("reproducer"):
+                lines.append("      reproducer (shrunk; copy-paste):")
+                lines += ["        " + ln for ln in f["reproducer"].splitlines()]
+    if verbose:
+        for r in rep.results[:1]:
+            lines.append("thresholds (" + rep.profile + "):")
+            for m, why in r.thresholds.get("reasons", {}).items():
+                lines.append(f"      {m} = {r.thresholds.get(m)!r}: {why}")
+    ok = rep.passed
+    nfail = sum(r.verdict == "fail" for r in rep.results)
+    lines.append("result: " + ("PASS" if ok else f"FAIL ({nfail} of {len(rep.results)} dtype(s) failed)")
+                 + f" -> exit {rep.exit_code}")
+    return "\n".join(lines)
+
+
+def _kind_text(kind):
+    return {"numerical": "numerical failure", "raised": "implementation raised", "timeout": "implementation hung",
+            "not_array": "not an array", "wrong_shape": "wrong shape", "wrong_dtype": "wrong dtype",
+            "mutated": "mutated its input", "unreadable": "unreadable result",
+            "unsupported": "inputs could not be built", "no_cases": "nothing ran"}.get(kind, kind)
+
+
+def _gh_escape(s):
+    return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_prop(s):
+    return _gh_escape(s).replace(":", "%3A").replace(",", "%2C")
+
+
+def github_annotations(rep) -> str:
+    """Workflow commands (::error / ::notice) for GitHub Actions."""
+    out = []
+    loc = ""
+    if rep.source:
+        path, line = rep.source
+        try:
+            path = os.path.relpath(path, os.environ.get("GITHUB_WORKSPACE") or os.getcwd())
+        except ValueError:
+            pass
+        loc = f"file={_gh_prop(path)},line={line},"
+    for r in rep.results:
+        title = _gh_prop(f"infoaudit gate: {rep.quantity} {r.dtype} ({rep.framework})")
+        if r.verdict == "fail":
+            f = r.failure or {}
+            body = f"{_kind_text(f.get('kind', ''))}: {f.get('message', '')}\n\n{f.get('reproducer', '')}"
+            out.append(f"::error {loc}title={title}::{_gh_escape(body)}")
+        for n in r.notes:
+            if "flush" in n:
+                out.append(f"::notice title={title}::{_gh_escape(n)}")
+    return "\n".join(out)
+
+
+def render_junit(rep) -> str:
+    import xml.etree.ElementTree as ET
+
+    suite = ET.Element("testsuite", name="infoaudit.gate", tests=str(len(rep.results)),
+                       failures=str(sum(r.verdict == "fail" for r in rep.results)), errors="0",
+                       skipped=str(sum(r.verdict == "skipped" for r in rep.results)),
+                       time=f"{sum(r.seconds for r in rep.results):.3f}")
+    props = ET.SubElement(suite, "properties")
+    for k in ("quantity", "impl", "framework", "device", "profile", "seed", "examples"):
+        ET.SubElement(props, "property", name=k, value=str(getattr(rep, k)))
+    for r in rep.results:
+        tc = ET.SubElement(suite, "testcase", classname=f"infoaudit.gate.{rep.quantity}",
+                           name=f"{rep.impl}[{r.dtype}]", time=f"{r.seconds:.3f}")
+        if r.verdict == "fail":
+            f = r.failure or {}
+            el = ET.SubElement(tc, "failure", message=f"{_kind_text(f.get('kind', ''))}: {f.get('message', '')}"[:2000],
+                               type=f.get("kind", "failure"))
+            el.text = verdict_line(rep, r) + "\n\n" + f.get("reproducer", "")
+        elif r.verdict == "skipped":
+            ET.SubElement(tc, "skipped", message="; ".join(r.notes))
+        out = ET.SubElement(tc, "system-out")
+        out.text = verdict_line(rep, r) + ("\n" + "\n".join(r.notes) if r.notes else "")
+    root = ET.Element("testsuites")
+    root.append(suite)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+def _write(path, text):
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+# ------------------------------------------------------------------ main
+
+
+def _usage(msg) -> int:
+    print(f"infoaudit gate: error: {msg}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def main(args) -> int:
+    from . import gate as G
+
+    try:
+        cfg = O.tool_config()
+    except ValueError as e:
+        return _usage(str(e))
+    explicit = {o.dest: getattr(args, o.dest, None) for o in O.OPTIONS}
+    try:
+        opts = O.resolve(explicit, cfg)
+    except ValueError as e:
+        return _usage(str(e))
+    try:
+        fn = load_impl(opts["impl"])
+    except UsageError as e:
+        return _usage(str(e))
+    from .. import quantities as Q
+    try:
+        Q.get(opts["quantity"])
+    except Q.InputError as e:
+        return _usage(str(e))
+
+    def on_hang():  # the watchdog's last word when native code ignores SIGALRM
+        print(f"FAIL  {opts['quantity']}: the implementation {opts['impl']} did not return within "
+              f"{opts['timeout']:g} s and could not be interrupted (stuck in native code); the gate stops here "
+              "-> exit 1", flush=True)
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            print(f"::error title=infoaudit gate: {opts['quantity']}::implementation hung in native code", flush=True)
+
+    G.install_watchdog(on_hang)
+    t0 = time.perf_counter()
+    modname, _, attr = opts["impl"].partition(":")
+    try:
+        rep = G.run_gate(fn, opts["quantity"], opts["framework"], dtypes=opts["dtype"], device=opts["device"],
+                         profile=opts["profile"], examples=opts["examples"], seed=opts["seed"],
+                         timeout=opts["timeout"], relative=opts["relative"], baseline=opts["baseline"],
+                         flush_to_zero=opts["flush_to_zero"], impl_name=opts["impl"],
+                         impl_import=(f"from {modname} import {attr.split('.')[0]}" if "." not in attr
+                                      else f"from {modname} import {attr.split('.')[0]}"),
+                         fn_name=attr, user_profiles=opts["profiles_config"])
+    except G.GateUsageError as e:
+        return _usage(str(e))
+    print(render_text(rep))
+    print(f"(gate time {time.perf_counter() - t0:.1f} s)")
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        ann = github_annotations(rep)
+        if ann:
+            print(ann)
+    try:
+        if opts["junit_xml"]:
+            _write(opts["junit_xml"], render_junit(rep))
+        if opts["json"]:
+            _write(opts["json"], json.dumps(rep.as_dict(), indent=2, default=str))
+    except OSError as e:
+        print(f"infoaudit gate: error: cannot write report: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    sys.stdout.flush()
+    return rep.exit_code

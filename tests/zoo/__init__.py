@@ -1,0 +1,60 @@
+"""A zoo of user-style implementations for the gate's own test suite.
+
+Each framework module (``zoo_numpy``, ``zoo_torch``, ``zoo_jax``) defines module-level functions
+(importable as ``--impl tests.zoo.zoo_torch:softmax_native``) and a list ``MEMBERS`` of
+:class:`Member`: the quantity, the function's name, whether it is a correctly implemented stable
+algorithm (the gate must exit 0) or a textbook-unstable one (the gate must exit 1 with a
+reproducer), and one line saying why.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Member:
+    framework: str
+    quantity: str
+    name: str
+    stable: bool
+    why: str
+    finding: str = ""   # a framework op that the gate rejects: documented, expected to exit 1
+
+    @property
+    def expected_exit(self):
+        return 0 if self.stable and not self.finding else 1
+
+    @property
+    def impl(self):
+        return f"tests.zoo.zoo_{self.framework}:{self.name}"
+
+    @property
+    def id(self):
+        return f"{self.framework}:{self.name}"
+
+
+def register(module_globals, framework, members, quantity, name, fn, stable, why, finding=""):
+    inner = fn
+
+    def fn(*args):
+        return inner(*args)
+    fn.__name__ = name
+    fn.__qualname__ = name
+    fn.__module__ = module_globals["__name__"]
+    module_globals[name] = fn
+    members.append(Member(framework, quantity, name, stable, why, finding))
+    return fn
+
+
+def all_members():
+    """Every member of every framework whose framework imports here."""
+    out = []
+    from . import zoo_numpy
+    out += zoo_numpy.MEMBERS
+    for mod in ("zoo_torch", "zoo_jax"):
+        try:
+            m = __import__(f"{__name__}.{mod}", fromlist=["MEMBERS"])
+        except ImportError:
+            continue
+        out += m.MEMBERS
+    return out
