@@ -91,11 +91,12 @@ def evaluate(name, *args) -> Exact:
         res = fast.FAST[q.name](*vals)
         if res is not None:
             hi, lo, ok = res
+            undecided = np.zeros(hi.shape, bool)
             if not ok.all():
                 ex = evaluate_mpmath(q.name, *_undecided_rows(q, vals, ok))
                 hi, lo = hi.copy(), lo.copy()
-                _fill(q, hi, lo, ok, ex)
-            return Exact(hi, lo, undecided=np.zeros(hi.shape, bool), source="fast+mpmath" if not ok.all() else "fast")
+                _fill(q, ok, (hi, ex.hi), (lo, ex.lo), (undecided, ex.undecided))
+            return Exact(hi, lo, undecided=undecided, source="fast+mpmath" if not ok.all() else "fast")
     return evaluate_mpmath(q.name, *args)
 
 
@@ -120,17 +121,17 @@ def _undecided_rows(q, vals, ok):
     return out
 
 
-def _fill(q, hi, lo, ok, ex):
+def _fill(q, ok, *pairs):
+    """Write mpmath's values for the escalated units into the fast path's arrays, in place."""
     from .. import quantities
 
     bad = ~ok
-    if q.structure == quantities.ROW:
-        rows = bad.reshape(-1, bad.shape[-1]).any(axis=1)
-        hi.reshape(-1, bad.shape[-1])[rows] = ex.hi
-        lo.reshape(-1, bad.shape[-1])[rows] = ex.lo
-    else:
-        hi.reshape(-1)[bad.reshape(-1)] = ex.hi.reshape(-1)
-        lo.reshape(-1)[bad.reshape(-1)] = ex.lo.reshape(-1)
+    for dst, src in pairs:
+        if q.structure == quantities.ROW:
+            rows = bad.reshape(-1, bad.shape[-1]).any(axis=1)
+            dst.reshape(-1, bad.shape[-1])[rows] = src
+        else:
+            dst.reshape(-1)[bad.reshape(-1)] = src.reshape(-1)
 
 
 def __getattr__(name):

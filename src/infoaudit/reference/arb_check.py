@@ -505,9 +505,16 @@ def _decide(v, dtype):
 
 
 def ball_ends(v):
-    """Exact ends (mid - rad, mid + rad) of an arb ball as mpf values (no rounding)."""
+    """Ends (mid - rad, mid + rad) of an arb ball as mpf values, never narrower than the ball.
+
+    Exact where the sum fits in memory; where mid and rad are exponents apart (a value like
+    exp(-3e38) with a radius far below it) the ends are rounded outwards at 512 bits instead.
+    """
     m, r = _to_mpf(v.mid()), _to_mpf(v.rad())
-    return mpmath.fsub(m, r, exact=True), mpmath.fadd(m, r, exact=True)
+    try:
+        return mpmath.fsub(m, r, exact=True), mpmath.fadd(m, r, exact=True)
+    except OverflowError:
+        return (mpmath.fsub(m, r, prec=512, rounding="d"), mpmath.fadd(m, r, prec=512, rounding="u"))
 
 
 def round_exact(x, f):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import mpmath
 from mpmath import mp
 
+GUARD_BITS = 12  # = engine.GUARD: the engine's error bound is scale * 2^(GUARD - prec)
 INF = mpmath.inf
 NINF = mpmath.ninf
 NAN = mpmath.nan
@@ -69,32 +70,59 @@ def _lse_parts(z):
     return m + mp.log(s), m, s
 
 
+def _lse_split(z):
+    """(m, L) with logsumexp(z) = m + L, m = max z (finite entries, at least one), computed as
+    L = log1p(sum_{j != k} exp(z_j - m)) (k the first argmax, z_j - m exact): L >= 0 is accurate
+    to a few units of the working precision *relative to itself*, however small it is."""
+    finite = [v for v in z if v != NINF]
+    m = max(finite)
+    k = finite.index(m)
+    t = mp.fsum(mp.exp(mpmath.fsub(v, m, exact=True)) for j, v in enumerate(finite) if j != k)
+    return m, mp.log1p(t)
+
+
+def _exact_plus_small(a, b):
+    """(value, scale) of a + b with ``a`` exact and ``b`` accurate to 4 units of itself.
+
+    When |b| is far below the working precision of a (log_softmax of z_i = m - 1e11 next to a
+    dominant logit: b = -e^-1e11), a + b cannot be formed, but its rounding in every audited
+    format is that of a + delta, with delta = sign(b) 2^(e_a - prec - 8): both lie strictly
+    inside the same cell of the 54-bit grid that holds every rounding boundary. The scale then
+    states the error of that stand-in (below |delta| / 2), so the precision loop accepts it.
+    """
+    if b == 0:
+        return a, mpmath.mpf(0)
+    if a == 0:
+        return b, 4 * abs(b)
+    e_a = mpmath.frexp(a)[1]  # |a| in [2^(e_a - 1), 2^e_a)
+    prec = mp.prec
+    if abs(b) < mpmath.ldexp(1, e_a - prec - 64):
+        delta = mpmath.ldexp(1 if b > 0 else -1, e_a - prec - 8)
+        return mpmath.fadd(a, delta, exact=True), abs(delta) * mpmath.ldexp(1, prec - GUARD_BITS - 1)
+    return a + b, abs(a) + 4 * abs(b)
+
+
 def logsumexp(z):
-    lse, m, s = _lse_parts(z)
+    lse, _, _ = _lse_parts(z)
     if not mpmath.isfinite(lse):
         return [(lse, mpmath.mpf(0))]
-    # log(s) in [0, log n]: cancellation only when m ~ -log(s); error of exp(v - m) for
-    # |v - m| large is relative (|v| + |m|) 2^-prec inside s, damped by the log.
-    finite = [v for v in z if v != NINF]
-    mag = max(abs(v) for v in finite)
-    return [(lse, abs(m) + abs(mp.log(s)) + 2 * mag)]
+    m, L = _lse_split(z)
+    return [_exact_plus_small(m, L)]
 
 
 def log_softmax(z):
+    """z_i - lse = (z_i - m) - L with z_i - m exact (see _lse_split, _exact_plus_small)."""
     lse, _, _ = _lse_parts(z)
-    zmax = _max_abs_finite(z)
     out = []
+    if mpmath.isfinite(lse):
+        m, L = _lse_split(z)
     for v in z:
-        if _isnan(lse) or _isnan(v):
-            out.append((NAN, 0))
-        elif lse == INF:  # +inf present: inf - inf
-            out.append((NAN, 0))
-        elif lse == NINF:  # all -inf row
-            out.append((NAN, 0))
+        if _isnan(lse) or _isnan(v) or not mpmath.isfinite(lse):
+            out.append((NAN, 0))  # NaN input, +inf entry (inf - inf), all -inf row
         elif v == NINF:
             out.append((NINF, 0))
         else:
-            out.append((v - lse, abs(v) + abs(lse) + 2 * zmax))
+            out.append(_exact_plus_small(mpmath.fsub(v, m, exact=True), -L))
     return out
 
 
@@ -131,7 +159,8 @@ def cross_entropy(z, y):
         return [(NAN, 0)]
     if zy == NINF:
         return [(INF, 0)]
-    return [(lse - zy, abs(lse) + abs(zy) + 2 * _max_abs_finite(z))]
+    m, L = _lse_split(z)
+    return [_exact_plus_small(mpmath.fsub(m, zy, exact=True), L)]
 
 
 def nll_loss(logp, y):
