@@ -1,0 +1,286 @@
+"""``infoaudit run``: audit every quantity x backend x variant x dtype x device; write the report.
+
+Work is split into groups (one per quantity x dtype; each group judges every generated input on
+all backends of that dtype against one exact reference evaluation) and spread over a process
+pool (``--jobs``, default: all cores). Results go to ``OUTPUT/results.json`` after every finished
+group (atomic replace), so Ctrl-C or a kill loses no finished group and ``--resume`` continues.
+At the end the report (Markdown, HTML, PNG) is rendered into OUTPUT.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+from ..dtypes import DTYPES
+from . import results as R
+
+DEFAULT_OUTPUT = "reports"
+RESULTS_NAME = "results.json"
+
+
+def add_arguments(p):
+    p.add_argument("--profile", choices=("quick", "default", "thorough"), default="default",
+                   help="search effort: quick (< 2 min on 2 cores), default (< 15 min), thorough (hours)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the search (runs are reproducible from it)")
+    p.add_argument("--output", "-o", default=DEFAULT_OUTPUT, help="output folder (results.json + report)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in OUTPUT")
+    p.add_argument("--jobs", "-j", type=int, default=0, help="worker processes (default: all cores)")
+    p.add_argument("--backends", default="", help="comma-separated subset of backends (default: all installed)")
+    p.add_argument("--dtypes", default="", help=f"comma-separated subset of {','.join(DTYPES)}")
+    p.add_argument("--quantities", default="", help="comma-separated subset of quantities (default: all)")
+    p.add_argument("--corpus-from", default="", metavar="RESULTS",
+                   help="add the worst inputs of a previous results.json to the fixed corpus (regressions)")
+    p.add_argument("--no-report", action="store_true", help="only write results.json")
+    p.add_argument("--no-panels", action="store_true", help="skip the FP16/BF16/FP32 softmax panel")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def _split(s):
+    return [x.strip() for x in s.split(",") if x.strip()]
+
+
+def _init_worker():
+    # one thread per worker: the pool already uses every core
+    for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[k] = "1"
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and shuts the pool down
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except Exception:  # noqa: BLE001 - torch absent: its cells are skipped with a reason
+        pass
+
+
+def _task(kind, payload):
+    """Pool entry point (module-level so that spawn can pickle it)."""
+    import traceback
+
+    try:
+        if kind == "group":
+            from .runner import run_group
+
+            return kind, payload, run_group(payload), None
+        if kind == "panel":
+            from .runner import softmax_precision
+
+            return kind, payload, softmax_precision(payload), None
+        if kind == "environment":
+            from ..backends import status
+
+            return kind, payload, R.environment(status()), None
+        if kind == "errata":
+            return kind, payload, _errata(), None
+    except Exception as e:  # noqa: BLE001 - one broken group must not stop the run
+        return kind, payload, None, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=6)}"
+    return kind, payload, None, f"unknown task {kind}"
+
+
+def _errata():
+    try:
+        from .. import seeds
+    except Exception as e:  # noqa: BLE001
+        return {"available": False, "rows": [], "note": f"not available: infoaudit.seeds ({type(e).__name__}: {e})"}
+    try:
+        rows = seeds.errata_table()
+    except Exception as e:  # noqa: BLE001
+        return {"available": False, "rows": [], "note": f"not available: errata_table() failed ({type(e).__name__}: {e})"}
+    return {"available": True, "rows": R._jsonable(rows), "note": ""}
+
+
+def _weight(quantity, dtype, n_backends):
+    from .. import quantities as Q
+
+    q = Q.get(quantity)
+    w = {Q.ROW: 3.0, Q.ROW_REDUCE: 2.0, Q.ELEMENTWISE: 1.0, Q.TABLE_REDUCE: 1.5}[q.structure]
+    if q.name in ("distillation_loss", "rlhf_kl_penalty", "label_smoothing_cross_entropy"):
+        w *= 2.0
+    return w * (1 + n_backends)
+
+
+class Progress:
+    def __init__(self, total_weight, total_groups, total_cells, quiet=False):
+        self.tw, self.tg, self.tc = total_weight, total_groups, total_cells
+        self.w = self.g = self.c = 0
+        self.t0 = time.monotonic()
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+
+    def update(self, weight, cells, label=""):
+        self.w += weight
+        self.g += 1
+        self.c += cells
+        if self.quiet:
+            return
+        el = time.monotonic() - self.t0
+        frac = self.w / self.tw if self.tw else 1.0
+        eta = el * (1 - frac) / frac if frac > 0 else 0.0
+        bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
+        line = (f"[{bar}] {self.g}/{self.tg} groups, {self.c}/~{self.tc} cells, "
+                f"{_fmt(el)} elapsed, ETA {_fmt(eta)}  {label}")
+        if self.tty:
+            sys.stderr.write("\r" + line[:160].ljust(160))
+            if self.g >= self.tg:
+                sys.stderr.write("\n")
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
+def _fmt(s):
+    s = int(s)
+    return f"{s // 60}:{s % 60:02d}"
+
+
+def main(args) -> int:
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    import multiprocessing as mp
+
+    from .. import quantities as Q
+    from ..backends import BACKENDS
+    from .runner import PROFILE_SETTINGS
+
+    out = args.output
+    path = os.path.join(out, RESULTS_NAME)
+    backends = _split(args.backends) or list(BACKENDS)
+    dtypes = _split(args.dtypes) or list(DTYPES)
+    qnames = _split(args.quantities) or list(Q.REGISTRY)
+    for b in backends:
+        if b not in BACKENDS:
+            print(f"infoaudit run: unknown backend {b!r}; known: {', '.join(BACKENDS)}", file=sys.stderr)
+            return 2
+    for d in dtypes:
+        if d not in DTYPES:
+            print(f"infoaudit run: unknown dtype {d!r}; known: {', '.join(DTYPES)}", file=sys.stderr)
+            return 2
+    for qn in qnames:
+        if qn not in Q.REGISTRY:
+            print(f"infoaudit run: unknown quantity {qn!r}; see `infoaudit list`", file=sys.stderr)
+            return 2
+    config = {"profile": args.profile, "seed": args.seed, "backends": backends, "dtypes": dtypes,
+              "quantities": qnames, "settings": PROFILE_SETTINGS[args.profile]}
+    if args.resume and os.path.exists(path):
+        try:
+            doc = R.load(path)
+        except (ValueError, OSError) as e:
+            print(f"infoaudit run: cannot resume: {e}", file=sys.stderr)
+            return 2
+        old = doc.get("config", {})
+        if old.get("profile") != args.profile or old.get("seed") != args.seed:
+            print(f"infoaudit run: {path} was run with profile {old.get('profile')!r} seed {old.get('seed')!r}; "
+                  f"resume with the same --profile and --seed (or start afresh without --resume)", file=sys.stderr)
+            return 2
+        doc["config"].update(R._jsonable({k: config[k] for k in ("backends", "dtypes", "quantities")}))
+        doc["status"] = "running"
+        resumed = True
+    else:
+        doc = R.new_document(config, {})
+        resumed = False
+    t_start = time.monotonic()
+    elapsed_before = float(doc.get("elapsed_s") or 0.0)
+
+    past = {}
+    if args.corpus_from:
+        from ..corpus import from_results
+
+        try:
+            past = from_results(args.corpus_from)
+        except (OSError, ValueError, KeyError) as e:
+            print(f"infoaudit run: --corpus-from {args.corpus_from}: {e}", file=sys.stderr)
+            return 2
+    tasks = []
+    if not doc.get("environment") or not resumed:
+        tasks.append(("environment", {}, 0.5))
+    if not doc.get("seeds_errata"):
+        tasks.append(("errata", {}, 0.5))
+    nb = len(backends)
+    for qn in qnames:
+        for d in dtypes:
+            g = f"{qn}|{d}"
+            if doc["groups"].get(g, {}).get("done"):
+                continue
+            extra = [(lab, a) for lab, dt, a in past.get(qn, []) if dt == d]
+            tasks.append(("group", {"quantity": qn, "dtype": d, "profile": args.profile, "seed": args.seed,
+                                    "backends": backends, "extra_lists": extra}, _weight(qn, d, nb)))
+    if not args.no_panels and "softmax" in qnames and "softmax_precision" not in doc.get("panels", {}):
+        tasks.append(("panel", {"name": "softmax_precision", "profile": args.profile, "seed": args.seed,
+                                "backends": backends, "dtypes": dtypes}, 12.0 if args.profile != "quick" else 4.0))
+    # heaviest first keeps both workers busy until the end
+    tasks.sort(key=lambda t: -t[2])
+    n_groups = sum(1 for t in tasks if t[0] == "group")
+    prog = Progress(sum(t[2] for t in tasks), len(tasks), n_groups * nb * 2, args.quiet)
+    if resumed and not args.quiet:
+        print(f"resuming {path}: {sum(1 for g in doc['groups'].values() if g.get('done'))} groups done, "
+              f"{n_groups} to go", file=sys.stderr)
+    R.write_atomic(path, doc)
+
+    jobs = args.jobs or os.cpu_count() or 1
+    interrupted = False
+    ex = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+    try:
+        pending = {ex.submit(_task, kind, payload): (kind, payload, w) for kind, payload, w in tasks}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                kind, payload, w = pending.pop(fut)
+                try:
+                    _, _, res, err = fut.result()
+                except Exception as e:  # noqa: BLE001 - a crashed worker
+                    res, err = None, f"{type(e).__name__}: {e}"
+                ncells = 0
+                label = kind
+                if kind == "group":
+                    label = f"{payload['quantity']} {payload['dtype']}"
+                    if res is None:
+                        doc["groups"][f"{payload['quantity']}|{payload['dtype']}"] = {"done": True, "error": err,
+                                                                                      "seconds": 0, "examples": 0}
+                        print(f"\ninfoaudit run: group {label} failed: {err}", file=sys.stderr)
+                    else:
+                        R.add_group(doc, res)
+                        ncells = len(res["cells"])
+                elif kind == "panel":
+                    doc.setdefault("panels", {})[payload["name"]] = res if res is not None else {"error": err}
+                elif kind == "environment":
+                    doc["environment"] = res if res is not None else R.environment(None)
+                elif kind == "errata":
+                    doc["seeds_errata"] = res if res is not None else {"available": False, "rows": [], "note": err}
+                doc["elapsed_s"] = round(elapsed_before + time.monotonic() - t_start, 1)
+                R.write_atomic(path, doc)
+                prog.update(w, ncells, label)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if interrupted:
+            for p in list(getattr(ex, "_processes", {}).values()):
+                try:
+                    p.terminate()
+                except Exception:  # noqa: BLE001
+                    pass
+        ex.shutdown(wait=not interrupted, cancel_futures=True)
+    doc["elapsed_s"] = round(elapsed_before + time.monotonic() - t_start, 1)
+    doc["status"] = "interrupted" if interrupted else "complete"
+    doc["updated"] = R.now()
+    R.write_atomic(path, doc)
+    if interrupted:
+        done = sum(1 for g in doc["groups"].values() if g.get("done"))
+        print(f"\ninterrupted: {done} finished groups kept in {path}; continue with "
+              f"`infoaudit run --resume --profile {args.profile} --seed {args.seed} --output {out}`", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        print(f"results: {path} ({len(doc['cells'])} cells, {doc['elapsed_s']:.0f} s)", file=sys.stderr)
+    if args.no_report:
+        return 0
+    from ..report import render
+
+    files = render(doc, out)
+    if not args.quiet:
+        print("report: " + ", ".join(files[:3]) + (f" (+{len(files) - 3} plots)" if len(files) > 3 else ""),
+              file=sys.stderr)
+    return 0

@@ -1,0 +1,1337 @@
+"""The adversarial audit runner: corpus first, then hypothesis search, then shrinking.
+
+One *group* is a (quantity, dtype) pair; its *cells* are the targets (backend x variant x device,
+or a user's callable) that support the dtype. Every generated input is judged on every cell of
+its group against **one** evaluation of the exact reference (the expensive part), so adding a
+backend costs only its own calls.
+
+For each group:
+
+1. the fixed corpus (:mod:`infoaudit.corpus`: seed examples, DESIGN edge cases, past findings);
+2. a hypothesis search over :func:`infoaudit.strategies.cases` with ``target()`` climbing the
+   largest finite ULP error of every cell;
+3. a separate search (``focus="nonfinite"``: huge values, thresholds, masks, zeros, subnormals)
+   whose target is the number of non-finite mismatches and invariant violations;
+4. for each cell, the worst input per metric (``ulp``, ``rel``, ``nonfinite``, ``invariant``)
+   is shrunk to a minimal reproducer by a deterministic structural shrinker: one unit (row,
+   element or table), then ddmin over row entries (labels follow their column), then simpler
+   values (0, integers, fewer significant bits) -- each step kept only if the finding persists.
+
+Everything is deterministic for a given seed (hypothesis ``@seed`` per group; shrinking has a
+step budget, not a time budget). :func:`search` drives it for one quantity/dtype and any
+targets (backend names, backend modules, ``(backend, variant)`` pairs or plain callables), which
+is what the gate reuses for a user's function; :func:`run_group` is the process-pool task of
+``infoaudit run``.
+"""
+from __future__ import annotations
+
+import math
+import signal
+import time
+import warnings
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import quantities as Q
+from .. import reference
+from ..dtypes import FORMATS, cast, dtype_name
+from .compare import Unsupported
+from .metrics import element_errors
+
+# ---------------------------------------------------------------- profiles
+
+PROFILE_SETTINGS = {
+    # examples of the ULP search / of the non-finite search per group; shrink step budget;
+    # points kept per cell for the error-vs-magnitude plot
+    # variants: "first" audits each backend's primary op only; corpus_max: largest fixed case (elements)
+    # shrink_elements: the shrinker's budget in input elements sent to the reference (its cost)
+    # reference_timeout: seconds one exact evaluation may take (an input past it is skipped and counted)
+    "quick": dict(ulp_examples=8, nonfinite_examples=5, shrink_steps=15, shrink_elements=3_000, points=40,
+                  variants="first", corpus_max=64, reference_timeout=3.0),
+    "default": dict(ulp_examples=70, nonfinite_examples=35, shrink_steps=120, shrink_elements=20_000, points=60,
+                    variants="all", corpus_max=None, reference_timeout=8.0),
+    "thorough": dict(ulp_examples=600, nonfinite_examples=300, shrink_steps=400, shrink_elements=400_000,
+                     points=200, variants="all", corpus_max=None, reference_timeout=120.0),
+}
+
+ULP_SHRINK_THRESHOLD = 8.0      # shrink the worst-ULP input of a cell only when it is at least this bad
+EXAMPLE_TIMEOUT_S = 30.0        # default guard on one reference evaluation (profiles set their own)
+METRICS = ("ulp", "rel", "scaled", "nonfinite", "invariant")
+
+
+def group_seed(seed: int, *parts) -> int:
+    """A stable per-group seed (independent of PYTHONHASHSEED and of the group order)."""
+    return zlib.crc32(("|".join(str(p) for p in (seed, *parts))).encode()) & 0x7FFFFFFF
+
+
+# ---------------------------------------------------------------- targets
+
+
+@dataclass
+class Target:
+    """Something that computes a quantity: a backend op on a device, or a user's callable."""
+
+    backend: str
+    variant: str
+    device: str = "cpu"
+    call: str = ""
+    native: bool = False
+    note: str = ""
+    mod: object = None          # backend module (to_backend / to_numpy), None for numpy callables
+    fn: object = None           # the op
+    unsupported: str = ""       # reason, once known
+    errors: int = 0
+    first_error: str = ""
+    successes: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.backend}/{self.variant}/{self.device}"
+
+    def key(self, quantity, dtype) -> str:
+        return cell_key(quantity, self.backend, self.variant, dtype, self.device)
+
+    def __call__(self, inputs):
+        if self.mod is not None:
+            bargs = [self.mod.to_backend(v, self.device) if isinstance(v, np.ndarray) else v for v in inputs]
+        else:
+            bargs = list(inputs)
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out = self.fn(*bargs)
+        except Exception as e:  # noqa: BLE001 - the framework's own refusal is the reason
+            raise Unsupported(f"{type(e).__name__}: {e}") from e
+        return np.asarray(self.mod.to_numpy(out)) if self.mod is not None else np.asarray(out)
+
+
+def cell_key(quantity, backend, variant, dtype, device="cpu") -> str:
+    return f"{quantity}|{backend}|{variant}|{dtype}|{device}"
+
+
+def targets_for(quantity, dtype, backends=None, devices=None):
+    """Targets of every installed backend for (quantity, dtype); plus [(backend, reason)] skipped."""
+    from ..backends import BACKENDS, BackendUnavailable, load
+
+    q = Q.get(quantity)
+    d = dtype_name(dtype)
+    out, skipped = [], []
+    for b in backends or BACKENDS:
+        try:
+            mod = load(b) if isinstance(b, str) else b
+        except (BackendUnavailable, ModuleNotFoundError, ImportError) as e:
+            skipped.append((b if isinstance(b, str) else getattr(b, "NAME", "?"), f"not available: {e}"))
+            continue
+        out += _targets_of_module(mod, q, d, devices, skipped)
+    return out, skipped
+
+
+def _targets_of_module(mod, q, d, devices, skipped):
+    name = getattr(mod, "NAME", "?")
+    if d not in getattr(mod, "DTYPES", ()):
+        skipped.append((name, f"{d} not supported by {name}"))
+        return []
+    try:
+        table = mod.ops()
+    except Exception as e:  # noqa: BLE001
+        skipped.append((name, f"ops() failed: {type(e).__name__}: {e}"))
+        return []
+    if q.name not in table:
+        skipped.append((name, f"no op for {q.name}"))
+        return []
+    devs = devices or (mod.devices() if hasattr(mod, "devices") else ["cpu"])
+    out = []
+    for dev in devs:
+        for op in table[q.name]:
+            out.append(Target(name, op.variant, dev, op.call, op.native, op.note, mod, op.fn))
+    return out
+
+
+def as_targets(quantity, target, dtype, device=None, framework=None):
+    """Normalise ``target`` (see :func:`search`) to a list of Targets (+ skipped reasons)."""
+    from ..backends import Op, load
+
+    q = Q.get(quantity)
+    d = dtype_name(dtype)
+    if isinstance(target, Target):
+        return [target], []
+    if isinstance(target, (list, tuple)) and all(isinstance(t, Target) for t in target):
+        return list(target), []
+    if isinstance(target, str):
+        return targets_for(q, d, [target], [device] if device else None)
+    if isinstance(target, (list, tuple)) and all(isinstance(t, str) for t in target):
+        return targets_for(q, d, list(target), [device] if device else None)
+    if isinstance(target, tuple) and len(target) == 2 and isinstance(target[0], str):
+        ts, sk = targets_for(q, d, [target[0]], [device] if device else None)
+        return [t for t in ts if t.variant == target[1]], sk
+    if isinstance(target, Op):
+        mod = load(framework or "numpy")
+        return [Target(mod.NAME, target.variant, device or "cpu", target.call, target.native, target.note, mod,
+                       target.fn)], []
+    if hasattr(target, "ops") and hasattr(target, "NAME"):
+        skipped = []
+        return _targets_of_module(target, q, d, [device] if device else None, skipped), skipped
+    if callable(target):
+        mod = load(framework) if framework else None
+        nm = getattr(target, "__qualname__", getattr(target, "__name__", "fn"))
+        modname = getattr(target, "__module__", "") or ""
+        return [Target("user" if framework is None else f"user-{framework}", nm, device or "cpu",
+                       f"{modname}.{nm}" if modname else nm, False, "user implementation", mod, target)], []
+    raise TypeError(f"cannot audit {target!r}: pass a backend name, module, Op or callable")
+
+
+# ---------------------------------------------------------------- judging one input
+
+
+def _f64(v):
+    if isinstance(v, np.ndarray) and (v.dtype.kind == "f" or "bfloat16" in str(v.dtype)):
+        return v.astype(np.float64)
+    return v
+
+
+def exact_of(q, inputs):
+    return reference.evaluate(q.name, *[_f64(v) for v in inputs])
+
+
+def judge(q, target: Target, inputs, exact, dname):
+    """Run ``target`` on ``inputs``; return (y float64, ElementErrors, notes). Unsupported on refusal."""
+    raw = target(inputs)
+    notes = []
+    returned = dtype_name(raw.dtype) if (raw.dtype.kind == "f" or "bfloat16" in str(raw.dtype)) else str(raw.dtype)
+    if raw.shape != exact.shape:
+        if raw.size == exact.size:
+            notes.append(f"returned shape {raw.shape}, expected {exact.shape}; reshaped")
+            raw = raw.reshape(exact.shape)
+        else:
+            raise Unsupported(f"returned shape {raw.shape}, expected {exact.shape}")
+    if returned != dname:
+        notes.append(f"returned {returned}; rounded once to {dname}")
+        try:
+            raw = cast(raw.astype(np.float64), dname)
+        except (TypeError, ValueError) as e:
+            raise Unsupported(f"returned {returned}: {e}") from e
+    y = raw.astype(np.float64)
+    errs = element_errors(y, exact, dname, q.name, inputs)
+    return y, errs, notes
+
+
+# ---------------------------------------------------------------- invariants
+
+
+def _round_up(v: float, dname: str) -> float:
+    """The smallest number of the dtype that is >= v."""
+    c = float(cast(np.array([v]), dname).astype(np.float64)[0])
+    if c < v:
+        nd = FORMATS[dname].np_dtype
+        c = float(np.nextafter(np.array([c]).astype(nd), np.array([np.inf]).astype(nd)).astype(np.float64)[0]) \
+            if dname != "bfloat16" else c * (1 + 2 * FORMATS[dname].eps)
+    return c
+
+
+def _range_check(y, exact_vals, lo=-math.inf, hi=math.inf):
+    """Elements where the exact value is inside [lo, hi] and the computed one is finite and outside."""
+    with np.errstate(invalid="ignore"):
+        inside = np.isfinite(exact_vals) & (exact_vals >= lo) & (exact_vals <= hi)
+        out = np.isfinite(y) & ((y < lo) | (y > hi))
+    return inside & out
+
+
+NONNEG = {"softplus", "entropy", "entropy_bits", "self_information_bits", "binary_entropy_bits", "kl_divergence",
+          "cross_entropy_probs", "cross_entropy", "nll_loss", "binary_cross_entropy",
+          "binary_cross_entropy_with_logits", "label_smoothing_cross_entropy", "distillation_loss",
+          "rlhf_kl_penalty", "gaussian_kl", "joint_entropy", "conditional_entropy", "mutual_information"}
+
+
+def invariant_violations(q, inputs, y, exact, dname) -> dict:
+    """{invariant: boolean mask over output elements}; judged only where the exact value satisfies it."""
+    ex = exact.hi
+    f = FORMATS[dname]
+    out = {}
+    name = q.name
+    if name in ("softmax", "sigmoid"):
+        out["0 <= p <= 1"] = _range_check(y, ex, 0.0, 1.0)
+    if name == "softmax":
+        n = y.shape[-1]
+        with np.errstate(invalid="ignore"):
+            rows_ok = np.isfinite(ex).all(axis=-1)
+            s = np.sum(y, axis=-1)
+            bad = rows_ok & np.isfinite(s) & (np.abs(s - 1.0) > (n + 1) * f.unit_roundoff * 2)
+        out["rows sum to 1 (within 2(n+1)u)"] = np.broadcast_to(bad[..., None], y.shape)
+    if name in ("log_softmax", "log_sigmoid"):
+        out["<= 0"] = _range_check(y, ex, hi=0.0)
+    if name == "binary_entropy_bits":
+        out["0 <= H <= 1 bit"] = _range_check(y, ex, 0.0, 1.0)
+    if name == "logsumexp":
+        z = inputs[0].astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            m = np.max(np.where(np.isnan(z), -np.inf, z), axis=-1)
+            out["lse >= max z"] = np.isfinite(ex) & np.isfinite(y) & (y < m) & (ex >= m)
+    if name in ("entropy", "entropy_bits"):
+        n = inputs[0].shape[-1]
+        top = _round_up(math.log(n) if name == "entropy" else math.log2(n), dname)
+        p = inputs[0].astype(np.float64)
+        normalized = np.abs(np.sum(p, axis=-1) - 1.0) == 0
+        out["H <= log n"] = normalized & _range_check(y, ex, hi=top)
+    if name in NONNEG:
+        out[">= 0"] = _range_check(y, ex, lo=0.0)
+    return {k: np.asarray(v) for k, v in out.items() if np.asarray(v).any()}
+
+
+def _shift_check(q, target, inputs, y, errs, exact, dname):
+    """softmax/log_softmax(z + c) must equal softmax/log_softmax(z) up to rounding (c exact)."""
+    if q.name not in ("softmax", "log_softmax"):
+        return None
+    z = inputs[0].astype(np.float64)
+    fin = np.isfinite(z)
+    if not fin.any():
+        return None
+    zmax = float(np.max(np.abs(z[fin])))
+    for c in (FORMATS[dname].max / 4, 64.0, -64.0):
+        with np.errstate(over="ignore", invalid="ignore"):
+            zc = z + c
+        if not np.isfinite(zc[fin]).all() or (np.abs(zc[fin]) > FORMATS[dname].max).any():
+            continue
+        zcd = cast(zc, dname)
+        if not np.array_equal(zcd.astype(np.float64), zc, equal_nan=True):
+            continue
+        if zmax + abs(c) > FORMATS[dname].max:
+            continue
+        try:
+            y2, e2, _ = judge(q, target, [zcd], exact, dname)
+        except Unsupported:
+            return None
+        new_nf = (e2.nonfinite != "") & (errs.nonfinite == "")
+        with np.errstate(invalid="ignore"):
+            worse = np.nan_to_num(e2.ulp, nan=0.0) > 4 * np.maximum(np.nan_to_num(errs.ulp, nan=0.0), 1.0) + 8
+        bad = new_nf | worse
+        return (bad, c) if bad.any() else None
+    return None
+
+
+# ---------------------------------------------------------------- per-cell bookkeeping
+
+
+@dataclass
+class Worst:
+    """The worst input seen for one metric of one cell (arrays in the audited dtype)."""
+
+    metric: str
+    value: float
+    args: tuple
+    index: tuple
+    computed: float
+    expected: float        # exact value correctly rounded to the dtype
+    exact_hi: float
+    exact_lo: float
+    ulp: float
+    rel: float
+    abs: float
+    klass: str = ""        # non-finite class or invariant name
+    source: str = ""       # corpus label or "search:ulp" / "search:nonfinite"
+    recipe: dict = field(default_factory=dict)
+    shrunk: "Worst | None" = None
+    shrink_steps: int = 0
+    amplification: float | None = None  # reference scale / |value| at the worst element
+    scaled: float = math.nan  # |y - y*| / (u * max(|y*|, largest |input| of the unit))
+
+
+@dataclass
+class CellState:
+    target: Target
+    quantity: str
+    dtype: str
+    examples: int = 0
+    elements: int = 0
+    max_ulp: float = 0.0
+    max_rel: float = 0.0
+    max_scaled: float = 0.0
+    max_abs: float = 0.0
+    nonfinite: dict = field(default_factory=dict)
+    invariants: dict = field(default_factory=dict)
+    worst: dict = field(default_factory=dict)
+    ulps: list = field(default_factory=list)
+    points: list = field(default_factory=list)
+    search_hits: dict = field(default_factory=dict)  # finding class -> count on hypothesis-generated inputs
+    notes: set = field(default_factory=set)
+
+
+def fingerprint(args) -> bytes:
+    import hashlib
+
+    h = hashlib.sha1()
+    for a in args:
+        if isinstance(a, np.ndarray):
+            h.update(str((a.dtype.str, a.shape)).encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+        else:
+            h.update(repr(a).encode())
+        h.update(b"|")
+    return h.digest()
+
+
+def _val(a, idx):
+    try:
+        return float(np.asarray(a)[idx])
+    except (IndexError, TypeError):
+        return math.nan
+
+
+class Group:
+    """Search state of one (quantity, dtype) over its targets."""
+
+    def __init__(self, quantity, dtype, targets, profile="default", seed=0, max_points=150):
+        self.q = Q.get(quantity)
+        self.dtype = dtype_name(dtype)
+        self.targets = list(targets)
+        self.profile = profile
+        self.seed = seed
+        self.cells = [CellState(t, self.q.name, self.dtype) for t in self.targets]
+        self.examples = 0
+        self.reference_errors = 0
+        self.reference_seconds = 0.0
+        self.backend_seconds = 0.0
+        self.max_points = max_points
+        self.shrink_elements = None
+        self.reference_timeout = EXAMPLE_TIMEOUT_S
+        self._exact_cache = {}
+        self._rng = np.random.default_rng(group_seed(seed, "points", self.q.name, self.dtype))
+
+    # -- one input on every cell
+    def exact(self, args):
+        """Reference values of ``args`` (memoised on the bytes of the inputs)."""
+        key = fingerprint(args)
+        ex = self._exact_cache.get(key)
+        if ex is None:
+            ex = _with_timeout(self.reference_timeout, exact_of, self.q, list(args))
+            if len(self._exact_cache) > 512:
+                self._exact_cache.clear()
+            self._exact_cache[key] = ex
+        return ex
+
+    def evaluate(self, args, source="", recipe=None):
+        """Judge ``args`` on every live cell; returns {cell index: (max finite ulp, nonfinite+invariant count)}.
+
+        ``source`` is a label, or a list with one label per batch row (stacked corpus cases).
+        """
+        q = self.q
+        inputs = list(args)
+        t0 = time.perf_counter()
+        try:
+            exact = self.exact(inputs)
+        except Exception:  # noqa: BLE001 - an input the reference cannot evaluate is skipped
+            self.reference_errors += 1
+            return {}
+        self.reference_seconds += time.perf_counter() - t0
+        self.examples += 1
+        mags = unit_magnitudes(q, inputs, exact.shape)
+        res = {}
+        t0 = time.perf_counter()
+        for i, cell in enumerate(self.cells):
+            t = cell.target
+            if t.unsupported:
+                continue
+            try:
+                y, errs, notes = judge(q, t, inputs, exact, self.dtype)
+            except Unsupported as e:
+                t.errors += 1
+                t.first_error = t.first_error or str(e)
+                if t.successes == 0 and t.errors >= 3:
+                    t.unsupported = t.first_error
+                continue
+            t.successes += 1
+            cell.notes.update(notes)
+            res[i] = self._record(cell, inputs, y, errs, exact, mags, source, recipe)
+        self.backend_seconds += time.perf_counter() - t0
+        return res
+
+    def _record(self, cell, inputs, y, errs, exact, mags, source, recipe):
+        cell.examples += 1
+        cell.elements += int(y.size)
+        fin = np.isfinite(errs.ulp)
+        u = errs.ulp[fin]
+        if u.size:
+            cell.ulps.append(u)
+        top_ulp = float(u.max()) if u.size else 0.0
+        rels = errs.rel[np.isfinite(errs.rel)]
+        top_rel = float(rels.max()) if rels.size else 0.0
+        cell.max_abs = max(cell.max_abs, float(np.max(errs.abs[fin])) if fin.any() else 0.0)
+        nf = errs.nonfinite != ""
+        n_nf = int(nf.sum())
+        from_search = isinstance(source, str) and source.startswith("search")
+        for c in errs.nonfinite[nf].ravel():
+            cell.nonfinite[c] = cell.nonfinite.get(c, 0) + 1
+            if from_search:
+                cell.search_hits[c] = cell.search_hits.get(c, 0) + 1
+        inv = invariant_violations(self.q, inputs, y, exact, self.dtype)
+        sh = _shift_check(self.q, cell.target, inputs, y, errs, exact, self.dtype)
+        if sh is not None:
+            inv["shift invariance (z + c)"] = sh[0]
+        n_inv = 0
+        for name, mask in inv.items():
+            k = int(mask.sum())
+            n_inv += k
+            cell.invariants[name] = cell.invariants.get(name, 0) + k
+            if from_search:
+                cell.search_hits[name] = cell.search_hits.get(name, 0) + k
+        scaled = scaled_errors(self.q, inputs, errs, exact, self.dtype)
+        fs = np.isfinite(scaled)
+        top_scaled = float(scaled[fs].max()) if fs.any() else 0.0
+        # worst per metric
+        if fs.any() and top_scaled > cell.max_scaled:
+            cell.max_scaled = top_scaled
+            idx = np.unravel_index(int(np.argmax(np.where(fs, scaled, -1.0))), scaled.shape)
+            cell.worst["scaled"] = self._worst("scaled", top_scaled, inputs, idx, y, errs, exact, "", source, recipe,
+                                               scaled)
+        if u.size and top_ulp > cell.max_ulp:
+            cell.max_ulp = top_ulp
+            idx = np.unravel_index(int(np.nanargmax(np.where(fin, errs.ulp, -1.0))), errs.ulp.shape)
+            cell.worst["ulp"] = self._worst("ulp", top_ulp, inputs, idx, y, errs, exact, "", source, recipe)
+        if rels.size and top_rel > cell.max_rel:
+            cell.max_rel = top_rel
+            r = np.where(np.isfinite(errs.rel), errs.rel, -1.0)
+            idx = np.unravel_index(int(np.argmax(r)), r.shape)
+            cell.worst["rel"] = self._worst("rel", top_rel, inputs, idx, y, errs, exact, "", source, recipe)
+        if n_nf and ("nonfinite" not in cell.worst or _nf_better(errs, n_nf, cell.worst["nonfinite"])):
+            idx = tuple(int(i) for i in np.argwhere(nf)[0])
+            cell.worst["nonfinite"] = self._worst("nonfinite", n_nf, inputs, idx, y, errs, exact,
+                                                  str(errs.nonfinite[idx]), source, recipe)
+        if n_inv and ("invariant" not in cell.worst or n_inv > cell.worst["invariant"].value):
+            name, mask = next(iter(inv.items()))
+            idx = tuple(int(i) for i in np.argwhere(mask)[0])
+            cell.worst["invariant"] = self._worst("invariant", n_inv, inputs, idx, y, errs, exact, name, source,
+                                                  recipe)
+        # points for the error-vs-magnitude plot
+        self._points(cell, errs, mags)
+        return top_ulp, top_scaled, n_nf + n_inv
+
+    def _worst(self, metric, value, inputs, idx, y, errs, exact, klass, source, recipe, scaled=None):
+        idx = tuple(int(i) for i in idx)
+        if scaled is None:
+            scaled = scaled_errors(self.q, inputs, errs, exact, self.dtype)
+        if isinstance(source, list):
+            source = source[idx[0]] if idx and idx[0] < len(source) else ", ".join(source)
+        return Worst(metric, float(value), tuple(v.copy() if isinstance(v, np.ndarray) else v for v in inputs), idx,
+                     _val(y, idx), _val(errs.expected, idx), _val(exact.hi, idx), _val(exact.lo, idx),
+                     _val(errs.ulp, idx), _val(errs.rel, idx), _val(errs.abs, idx), klass, source,
+                     dict(recipe or {}), scaled=_val(scaled, idx))
+
+    def _points(self, cell, errs, mags):
+        flat_u = errs.ulp.ravel()
+        flat_r = errs.rel.ravel()
+        flat_m = mags.ravel()
+        fin = np.flatnonzero(np.isfinite(flat_u))
+        if not fin.size:
+            return
+        pick = [int(fin[np.argmax(flat_u[fin])])]
+        if fin.size > 1:
+            pick += [int(i) for i in self._rng.choice(fin, size=min(3, fin.size), replace=False)]
+        for i in pick:
+            p = (float(flat_m[i]), float(flat_u[i]), float(flat_r[i]))
+            if len(cell.points) < self.max_points:
+                cell.points.append(p)
+            else:
+                j = int(self._rng.integers(0, len(cell.points) + 1))
+                if j < len(cell.points) and i == pick[0] and p[1] > cell.points[j][1]:
+                    cell.points[j] = p
+
+
+def _nf_better(errs, n_nf, old):
+    return False  # keep the first non-finite input found (the corpus, then the search): simplest first
+
+
+def unit_scales(q, inputs, out_shape):
+    """Per output element: the largest finite |value| over every float input of its unit."""
+    m = None
+    for arg, a in zip(q.args, inputs):
+        if not arg.is_float_array:
+            continue
+        x = np.abs(a.astype(np.float64))
+        x = np.where(np.isfinite(x), x, 0.0)
+        if q.structure == Q.ELEMENTWISE:
+            r = np.broadcast_to(x, out_shape)
+        elif q.structure == Q.TABLE_REDUCE:
+            r = np.max(x.reshape(*x.shape[:-2], -1), axis=-1)
+        else:
+            r = np.max(x, axis=-1)
+            if q.structure == Q.ROW:
+                r = np.broadcast_to(r[..., None], out_shape)
+        m = r if m is None else np.maximum(m, r)
+    return np.asarray(m, dtype=np.float64)
+
+
+def scaled_errors(q, inputs, errs, exact, dname):
+    """|y - y*| / (u * max(|y*|, problem scale, tiny)): the error relative to the scale of the
+    problem (largest |input| of the unit), in units of the dtype's unit roundoff. A correct
+    algorithm is O(n) here even where the output cancels to ~0; a wrong formula or a bug is ~1/u."""
+    u = FORMATS[dname].unit_roundoff
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        hi = np.where(np.isfinite(exact.hi), np.abs(exact.hi), 0.0)
+        # floor at the smallest normal number: errors of a few subnormal ULPs count as O(1)
+        sc = np.maximum(np.maximum(hi, unit_scales(q, inputs, exact.shape)), FORMATS[dname].tiny)
+        out = np.where(np.isfinite(errs.ulp), errs.abs / (u * sc), np.nan)
+    return out
+
+
+def unit_magnitudes(q, inputs, out_shape):
+    """Per output element: the largest finite |input| of its unit (the smallest positive value for probabilities)."""
+    fa = [(a, v) for a, v in zip(q.args, inputs) if a.is_float_array]
+    arg, v = fa[0]
+    x = np.abs(v.astype(np.float64))
+    probs = arg.kind in (Q.PROBS, Q.PROB, Q.TABLE)
+    with np.errstate(invalid="ignore"):
+        if probs:
+            x = np.where(x > 0, x, np.inf)
+        else:
+            x = np.where(np.isfinite(x), x, -np.inf if not probs else np.inf)
+        if q.structure == Q.ELEMENTWISE:
+            m = np.broadcast_to(x, out_shape)
+        elif q.structure == Q.TABLE_REDUCE:
+            m = (np.min if probs else np.max)(x.reshape(*x.shape[:-2], -1), axis=-1)
+        else:
+            m = (np.min if probs else np.max)(x, axis=-1)
+            if q.structure == Q.ROW:
+                m = np.broadcast_to(m[..., None], out_shape)
+    m = np.where(np.isfinite(m), m, 0.0)
+    return np.asarray(m, dtype=np.float64)
+
+
+def magnitude_label(q) -> str:
+    arg = next(a for a in Q.get(q).args if a.is_float_array)
+    if arg.kind in (Q.PROBS, Q.PROB, Q.TABLE):
+        return "smallest positive probability"
+    if Q.get(q).structure == Q.ELEMENTWISE:
+        return "|input|"
+    return "largest finite |input| in the row"
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _with_timeout(seconds, fn, *a):
+    """fn(*a) with a SIGALRM guard in the main thread (no guard elsewhere)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        return fn(*a)
+
+    def handler(signum, frame):
+        raise _Timeout(f"reference evaluation exceeded {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return fn(*a)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+# ---------------------------------------------------------------- hypothesis search
+
+
+def _hypothesis_phase(group: Group, focus: str, n_examples: int, seed: int, targeted=True):
+    if n_examples <= 0:
+        return
+    from hypothesis import HealthCheck, Phase, given, settings, target
+    from hypothesis import seed as hseed
+
+    from .. import strategies
+
+    strat = strategies.cases(group.q.name, group.dtype, group.profile, focus=focus)
+    names = {i: c.target.name for i, c in enumerate(group.cells)}
+
+    @settings(max_examples=n_examples, database=None, deadline=None, derandomize=False, print_blob=False,
+              phases=[Phase.generate, Phase.target], suppress_health_check=list(HealthCheck),
+              report_multiple_bugs=False)
+    @hseed(seed)
+    @given(strat)
+    def probe(case):
+        res = group.evaluate(case.args, source=f"search:{focus}", recipe=case.recipe)
+        if not targeted:
+            return
+        for i, (top_ulp, top_scaled, bad) in res.items():
+            if focus == "any":
+                target(float(math.log2(1.0 + min(top_ulp, 1e300))), label=f"ulp:{names[i]}")
+                target(float(math.log2(1.0 + min(top_scaled, 1e300))), label=f"scaled:{names[i]}")
+            else:
+                target(float(bad), label=f"nonfinite:{names[i]}")
+
+    probe()
+
+
+# ---------------------------------------------------------------- shrinking
+
+
+def _simplicity(v: float):
+    """Smaller is simpler: zero, then few significant bits, then small magnitude."""
+    if v == 0 or v != v:
+        return (0, 0, 0.0)
+    if math.isinf(v):
+        return (1, 0, 0.0)
+    m, e = math.frexp(abs(v))
+    bits = 0
+    while m != int(m) and bits < 60:
+        m *= 2
+        bits += 1
+    return (2, bits, abs(e))
+
+
+def _candidates(v: float, kind: str, dname: str):
+    out = [0.0]
+    if kind in (Q.PROBS, Q.PROB, Q.TABLE, Q.TARGET01):
+        out += [1.0, 0.5]
+    else:
+        out += [1.0, -1.0]
+    if math.isfinite(v) and v != 0:
+        out.append(float(round(v)))
+        m, e = math.frexp(v)
+        for bits in (1, 2, 3, 4, 6, 8, 12, 16, 24):
+            try:
+                out.append(math.ldexp(round(m * 2 ** bits) / 2 ** bits, e))
+            except OverflowError:
+                pass
+    res = []
+    for c in out:
+        cc = float(cast(np.array([c]), dname).astype(np.float64)[0])
+        if cc != v and _simplicity(cc) < _simplicity(v) and cc not in res:
+            res.append(cc)
+    return res
+
+
+class Shrinker:
+    """Deterministic structural shrinker: one unit, fewer entries, simpler values."""
+
+    def __init__(self, group: Group, cell: CellState, predicate, budget: int, elements: int | None = None):
+        self.g = group
+        self.q = group.q
+        self.cell = cell
+        self.pred = predicate
+        self.budget = budget
+        self.elements = elements if elements is not None else (group.shrink_elements or 10 ** 12)
+        self.spent = 0
+        self.steps = 0
+        self._worst_col = None
+
+    def test(self, args) -> bool:
+        size = sum(int(np.size(a)) for a, arg in zip(args, self.q.args) if arg.is_float_array)
+        if self.steps >= self.budget or (self.spent + size > self.elements and self.steps > 0):
+            return False
+        self.steps += 1
+        self.spent += size
+        try:
+            Q.validate(self.q, args)
+        except Q.InputError:
+            return False
+        try:
+            exact = self.g.exact(args)
+            y, errs, _ = judge(self.q, self.cell.target, list(args), exact, self.g.dtype)
+        except Exception:  # noqa: BLE001
+            return False
+        return bool(self.pred(args, y, errs, exact))
+
+    def run(self, args, index):
+        args = tuple(args)
+        self._worst_col = int(index[-1]) if index and self.q.structure in (Q.ROW, Q.ELEMENTWISE) else None
+        args = self._one_unit(args, index)
+        args = self._uniformize(args)
+        args = self._drop_entries(args)
+        args = self._simplify_values(args)
+        return args
+
+    # -- step 1b: a whole array replaced by one repeated value (its largest, smallest, or median entry)
+    def _uniformize(self, args):
+        args = list(args)
+        for ai, arg in enumerate(self.q.args):
+            if not arg.is_float_array or args[ai].size <= 2:
+                continue
+            a = args[ai].astype(np.float64)
+            fin = a[np.isfinite(a)]
+            if fin.size == 0 or np.all(a == a.ravel()[0]):
+                continue
+            for v in (fin.max(), fin.min(), float(np.median(fin))):
+                cand = list(args)
+                cand[ai] = cast(np.where(np.isfinite(a), v, a), self.g.dtype)
+                if self.test(tuple(cand)):
+                    args = cand
+                    break
+        return tuple(args)
+
+    # -- step 1: the unit holding the worst element
+    def _one_unit(self, args, index):
+        q = self.q
+        st = q.structure
+        lead = index[:-1] if st == Q.ROW else index
+        if st == Q.ELEMENTWISE:
+            cand = []
+            for a, arg in zip(args, q.args):
+                if arg.is_float_array:
+                    b = np.broadcast_to(a, self._out_shape(args))
+                    cand.append(np.asarray(b[index]).reshape(1, 1).copy())
+                else:
+                    cand.append(a)
+        else:
+            nred = 2 if st == Q.TABLE_REDUCE else 1
+            cand = []
+            for a, arg in zip(args, q.args):
+                if arg.is_float_array:
+                    sub = a[tuple(lead[: a.ndim - nred])]
+                    cand.append(np.asarray(sub).reshape((1,) + sub.shape[-nred:]).copy())
+                elif arg.kind == Q.LABEL:
+                    cand.append(np.asarray(a[tuple(lead[: a.ndim])]).reshape(1).astype(np.int64))
+                else:
+                    cand.append(a)
+        cand = tuple(cand)
+        if sum(np.size(v) for v in cand if isinstance(v, np.ndarray)) < \
+                sum(np.size(v) for v in args if isinstance(v, np.ndarray)) and self.test(cand):
+            return cand
+        return args
+
+    def _out_shape(self, args):
+        return np.broadcast_shapes(*[a.shape for a, arg in zip(args, self.q.args) if arg.is_float_array])
+
+    # -- step 2: ddmin over row entries (labels follow their column); tables drop rows/columns
+    def _drop_entries(self, args):
+        q = self.q
+        if q.structure in (Q.ROW, Q.ROW_REDUCE):
+            return self._ddmin_axis(args, -1)
+        if q.structure == Q.TABLE_REDUCE:
+            args = self._ddmin_axis(args, -2)
+            return self._ddmin_axis(args, -1)
+        if q.structure == Q.ELEMENTWISE:
+            return self._ddmin_axis(args, -1)
+        return args
+
+    def _take(self, args, axis, keep):
+        keep = np.asarray(keep)
+        out = []
+        for a, arg in zip(args, self.q.args):
+            if arg.is_float_array:
+                out.append(np.take(a, keep, axis=axis))
+            elif arg.kind == Q.LABEL and axis == -1:
+                pos = np.searchsorted(keep, a)
+                pos = np.minimum(pos, len(keep) - 1)
+                if not np.array_equal(keep[pos], a):
+                    return None  # a label's column was removed
+                out.append(pos.astype(np.int64).reshape(a.shape))
+            else:
+                out.append(a)
+        return tuple(out)
+
+    def affordable(self, args, fraction=1.0) -> bool:
+        size = sum(int(np.size(a)) for a, arg in zip(args, self.q.args) if arg.is_float_array) * fraction
+        return self.steps < self.budget and self.spent + size <= self.elements
+
+    def _importance(self, args, axis):
+        """Column order for the greedy truncation: the worst column, labels, extremes, non-finite, |value|."""
+        floats = [a.astype(np.float64) for a, arg in zip(args, self.q.args) if arg.is_float_array]
+        n = floats[0].shape[axis]
+        first = []
+        if self._worst_col is not None and axis == -1 and self._worst_col < n:
+            first.append(self._worst_col)
+        for a, arg in zip(args, self.q.args):
+            if arg.kind == Q.LABEL and axis == -1:
+                first += [int(v) for v in a.ravel()]
+        score = np.zeros(n)
+        for f in floats:
+            m = np.moveaxis(f, axis, -1).reshape(-1, n)
+            with np.errstate(invalid="ignore", over="ignore"):
+                nonfin = (~np.isfinite(m)).any(axis=0)
+                mag = np.nan_to_num(np.abs(m), nan=0.0, posinf=0.0, neginf=0.0).max(axis=0)
+                tiny = np.where(np.abs(m) > 0, np.abs(m), np.inf).min(axis=0)
+            score = np.maximum(score, np.where(nonfin, np.inf, mag))
+            first += [int(np.argmax(np.nan_to_num(m, nan=-np.inf).max(axis=0)))]
+            first += [int(np.argmin(tiny))]
+        rest = list(np.argsort(-score, kind="stable"))
+        seen, order = set(), []
+        for i in first + [int(i) for i in rest]:
+            if i not in seen:
+                seen.add(i)
+                order.append(i)
+        return order
+
+    def _ddmin_axis(self, args, axis):
+        first = next(a for a, arg in zip(args, self.q.args) if arg.is_float_array)
+        n = first.shape[axis]
+        keep = np.arange(n)
+        # greedy truncation first: the k most important columns, k = 1, 2, 4, ... (cheap references)
+        if n > 2:
+            order = self._importance(args, axis)
+            k = 1
+            while k < n and self.steps < self.budget:
+                trial = np.array(sorted(order[:k]))
+                cand = self._take(args, axis, trial)
+                if cand is not None and self.test(cand):
+                    args, keep = cand, np.arange(len(trial))
+                    break
+                k *= 2
+            n = len(keep)
+        chunk = max(1, len(keep) // 2)
+        while chunk >= 1 and len(keep) > 1 and self.steps < self.budget:
+            i = 0
+            removed_any = False
+            while i < len(keep) and len(keep) > 1 and self.steps < self.budget:
+                trial = np.concatenate([keep[:i], keep[i + chunk:]])
+                if len(trial) == 0 or not self.affordable(args, len(trial) / max(n, 1)):
+                    i += chunk
+                    continue
+                cand = self._take(args, axis, trial)
+                if cand is not None and self.test(cand):
+                    keep = trial
+                    removed_any = True
+                else:
+                    i += chunk
+            if not removed_any or chunk > len(keep):
+                chunk //= 2
+            if chunk > len(keep) // 2 and len(keep) > 1:
+                chunk = max(1, len(keep) // 2)
+        out = self._take(args, axis, keep)
+        return out if out is not None else args
+
+    # -- step 3: simpler values
+    def _simplify_values(self, args):
+        args = list(args)
+        q = self.q
+        for ai, arg in enumerate(q.args):
+            if self.steps >= self.budget:
+                break
+            if arg.is_float_array:
+                a = args[ai]
+                flat = a.astype(np.float64).ravel()
+                # whole-array replacement by one simple value first, then element by element
+                for pos in range(flat.size):
+                    if self.steps >= self.budget:
+                        break
+                    for c in _candidates(float(flat[pos]), arg.kind, self.g.dtype):
+                        trial = flat.copy()
+                        trial[pos] = c
+                        cand = list(args)
+                        cand[ai] = cast(trial.reshape(a.shape), self.g.dtype)
+                        if self.test(tuple(cand)):
+                            flat = trial
+                            args = cand
+                            break
+            elif arg.kind == Q.LABEL:
+                a = args[ai]
+                if a.size and int(a.ravel()[0]) != 0:
+                    cand = list(args)
+                    cand[ai] = np.zeros_like(a)
+                    if self.test(tuple(cand)):
+                        args = cand
+            elif arg.is_scalar:
+                for c in (1.0, 0.5, 2.0, 0.1) if arg.kind != Q.EPS else (0.0, 0.5, 1.0, 0.1):
+                    v = float(cast(np.array([c]), self.g.dtype).astype(np.float64)[0])
+                    if v != args[ai] and _simplicity(v) < _simplicity(args[ai]):
+                        cand = list(args)
+                        cand[ai] = v
+                        if self.test(tuple(cand)):
+                            args = cand
+                            break
+        return tuple(args)
+
+
+def _predicate(metric, w: Worst, group=None):
+    if metric == "nonfinite":
+        return lambda args, y, errs, exact: bool((errs.nonfinite == w.klass).any())
+    if metric == "scaled":
+        thr_s = max(ULP_SHRINK_THRESHOLD, 0.5 * w.scaled)
+
+        def pred(args, y, errs, exact):
+            sc = scaled_errors(group.q, list(args), errs, exact, group.dtype)
+            return bool(np.nan_to_num(sc, nan=0.0).max() >= thr_s)
+        return pred
+    thr = max(ULP_SHRINK_THRESHOLD, 0.5 * w.ulp)
+    return lambda args, y, errs, exact: bool(np.nan_to_num(errs.ulp, nan=0.0).max() >= thr)
+
+
+def _cost_rank(cell):
+    """Cheap targets drive the shared shrinking (a jit backend compiles every new shape)."""
+    b = cell.target.backend
+    return (1 if b.startswith("jax") else 0, 0 if cell.target.mod is None else 0)
+
+
+def _finding_pred(group, cell, metric, w):
+    if metric == "invariant" and w.klass.startswith("shift"):
+        return _shift_predicate(group, cell)
+    if metric == "invariant":
+        def pred(args, y, errs, exact, _k=w.klass):
+            return _k in invariant_violations(group.q, list(args), y, exact, group.dtype)
+        return pred
+    return _predicate(metric, w, group)
+
+
+def shrink_group(group: Group, budget: int):
+    """Shrink every cell's findings; cells whose worst input and finding coincide share one shrink.
+
+    The cheapest cell of each set drives the shrinker; the reproducer it finds is re-judged on
+    the others and kept where it still shows their finding; where it does not, that cell is
+    shrunk on its own with a quarter of the budget.
+    """
+    jobs = {}
+    for cell in group.cells:
+        if cell.target.unsupported:
+            continue
+        for metric in ("nonfinite", "invariant", "scaled", "ulp"):
+            w = cell.worst.get(metric)
+            if w is None or (metric == "ulp" and w.ulp < ULP_SHRINK_THRESHOLD) or \
+                    (metric == "scaled" and not w.scaled >= ULP_SHRINK_THRESHOLD):
+                continue
+            jobs.setdefault((metric, w.klass, fingerprint(w.args)), []).append(cell)
+    for (metric, klass, _), cells in jobs.items():
+        cells = sorted(cells, key=_cost_rank)
+        driver = cells[0]
+        w = driver.worst[metric]
+        sh = Shrinker(group, driver, _finding_pred(group, driver, metric, w), budget)
+        small = sh.run(w.args, w.index)
+        for k, cell in enumerate(cells):
+            wc = cell.worst[metric]
+            res = _rejudge(group, cell, small, metric, klass)
+            ok = res is not None and (metric != "ulp" or res.ulp >= max(ULP_SHRINK_THRESHOLD, 0.5 * wc.ulp)) and \
+                (metric != "scaled" or res.scaled >= max(ULP_SHRINK_THRESHOLD, 0.5 * wc.scaled))
+            steps = sh.steps if k == 0 else 1
+            if not ok:
+                sh2 = Shrinker(group, cell, _finding_pred(group, cell, metric, wc), max(4, budget // 4))
+                res = _rejudge(group, cell, sh2.run(wc.args, wc.index), metric, klass)
+                steps = sh2.steps
+            wc.shrunk = res
+            wc.shrink_steps = steps
+            if res is not None:
+                res.amplification = amplification(group.q, res)
+
+
+def _shift_predicate(group, cell):
+    def pred(args, y, errs, exact):
+        return _shift_check(group.q, cell.target, list(args), y, errs, exact, group.dtype) is not None
+    return pred
+
+
+def _rejudge(group, cell, args, metric, klass):
+    q = group.q
+    try:
+        exact = group.exact(args)
+        y, errs, _ = judge(q, cell.target, list(args), exact, group.dtype)
+    except Exception:  # noqa: BLE001
+        return None
+    if metric == "nonfinite":
+        hits = np.argwhere(errs.nonfinite == klass)
+        if not hits.size:
+            return None
+        idx = tuple(int(i) for i in hits[0])
+        val = float((errs.nonfinite != "").sum())
+    elif metric == "invariant":
+        inv = invariant_violations(q, list(args), y, exact, group.dtype)
+        if klass.startswith("shift"):
+            sh = _shift_check(q, cell.target, list(args), y, errs, exact, group.dtype)
+            if sh is not None:
+                inv[klass] = sh[0]
+        if klass not in inv:
+            return None
+        idx = tuple(int(i) for i in np.argwhere(inv[klass])[0])
+        val = float(inv[klass].sum())
+    elif metric == "scaled":
+        sc = np.nan_to_num(scaled_errors(q, list(args), errs, exact, group.dtype), nan=-1.0)
+        idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(sc)), sc.shape))
+        val = float(sc[idx])
+    else:
+        u = np.nan_to_num(errs.ulp, nan=-1.0)
+        idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(u)), u.shape))
+        val = float(u[idx])
+    return group._worst(metric, val, list(args), idx, y, errs, exact, klass, "shrunk", None)
+
+
+def amplification(q, w: Worst):
+    """scale / |value| of the reference formula at the worst element (a condition-number proxy)."""
+    import mpmath
+    from mpmath import mp
+
+    if not (math.isfinite(w.exact_hi) and w.exact_hi != 0):
+        return None
+    try:
+        vals = Q.validate(q, list(w.args))
+        shape = Q.output_shape(q, vals)
+        units = list(Q.units(q, vals))
+        if q.structure == Q.ROW:
+            ui = int(np.ravel_multi_index(w.index[:-1], shape[:-1])) if len(shape) > 1 else 0
+            oi = w.index[-1]
+        else:
+            ui = int(np.ravel_multi_index(w.index, shape)) if shape else 0
+            oi = 0
+        unit = units[ui]
+        with mp.workprec(80):
+            conv = [mpmath.mpf(v) if isinstance(v, float) else
+                    ([mpmath.mpf(x) for x in v] if isinstance(v, list) and v and not isinstance(v[0], list) else
+                     ([[mpmath.mpf(x) for x in r] for r in v] if isinstance(v, list) else v)) for v in unit]
+            out = q.formula(*conv)
+            val, scale = out[oi]
+            if val == 0 or not mpmath.isfinite(val):
+                return None
+            return float(abs(mpmath.mpf(scale) / val))
+    except Exception:  # noqa: BLE001
+        return None
+
+
+# ---------------------------------------------------------------- public search API
+
+
+@dataclass
+class SearchResult:
+    quantity: str
+    dtype: str
+    profile: str
+    seed: int
+    cells: dict            # cell key -> dict (see cell_dict)
+    skipped: list
+    examples: int
+    seconds: float
+    reference_errors: int = 0
+
+    @property
+    def worst(self) -> dict:
+        """{metric: worst-case dict} of the first cell (the single-target case of the gate)."""
+        if not self.cells:
+            return {}
+        return next(iter(self.cells.values()))["worst"]
+
+    def cell(self, key=None) -> dict:
+        if key is None:
+            return next(iter(self.cells.values()))
+        return self.cells[key]
+
+
+def search(quantity, target, dtype="float32", profile="default", seed=0, *, framework=None, device=None,
+           examples=None, nonfinite_examples=None, use_corpus=True, extra_cases=(), shrink=True,
+           shrink_steps=None, encode=True) -> SearchResult:
+    """Adversarial search of ``quantity`` in ``dtype`` on ``target``; the worst inputs per metric.
+
+    ``target``: a backend name ("torch"), a ``(backend, variant)`` pair, a backend module, an
+    ``Op`` (with ``framework`` naming the backend whose arrays it takes), a list of
+    :class:`Target`, or a plain callable (numpy arrays in, array out; or framework arrays when
+    ``framework`` is given). ``examples``/``nonfinite_examples`` override the profile's example
+    counts; ``extra_cases``: more ``(label, args)`` inputs run before the search. Returns a
+    :class:`SearchResult` whose ``cells[key]`` holds the summary (max/p99 ULP, max relative
+    error, non-finite counts by class, invariant violations) and ``worst[metric]`` with the
+    original and the shrunk reproducer (arrays encoded as JSON-able dicts when ``encode``).
+    """
+    t0 = time.perf_counter()
+    q = Q.get(quantity)
+    d = dtype_name(dtype)
+    prof = PROFILE_SETTINGS[profile]
+    targets, skipped = as_targets(q, target, d, device, framework)
+    group = Group(q, d, targets, profile, seed, prof["points"])
+    group.shrink_elements = prof.get("shrink_elements")
+    group.reference_timeout = prof.get("reference_timeout", EXAMPLE_TIMEOUT_S)
+    fixed = []
+    if use_corpus:
+        from .. import corpus
+
+        cmax = prof.get("corpus_max")
+        fixed += [(f"corpus: {label}", args) for label, args in corpus.cases(q, d)
+                  if cmax is None or sum(np.size(a) for a in args if isinstance(a, np.ndarray)) <= cmax]
+    fixed += [(f"case: {label}", tuple(args)) for label, args in extra_cases]
+    for labels, args in stack_cases(q, fixed):
+        group.evaluate(args, source=labels)
+    n_ulp = prof["ulp_examples"] if examples is None else examples
+    n_nf = prof["nonfinite_examples"] if nonfinite_examples is None else nonfinite_examples
+    # half plain exploration, half hill-climbing with target() on the ULP and scaled errors
+    _hypothesis_phase(group, "any", n_ulp // 2, group_seed(seed, q.name, d, "explore"), targeted=False)
+    _hypothesis_phase(group, "any", n_ulp - n_ulp // 2, group_seed(seed, q.name, d, "ulp"))
+    _hypothesis_phase(group, "nonfinite", n_nf, group_seed(seed, q.name, d, "nonfinite"))
+    if shrink:
+        shrink_group(group, prof["shrink_steps"] if shrink_steps is None else shrink_steps)
+    cells = {c.target.key(q.name, d): cell_dict(group, c, encode) for c in group.cells}
+    return SearchResult(q.name, d, profile, seed, cells, [list(s) for s in skipped], group.examples,
+                        time.perf_counter() - t0, group.reference_errors)
+
+
+def stack_cases(q, cases):
+    """Concatenate fixed cases with equal trailing shapes and scalars along the batch axis.
+
+    Returns [(labels per batch row, args)]: one backend call per distinct shape instead of one
+    per case (jit backends compile once per shape)."""
+    buckets = {}
+    order = []
+    for label, args in cases:
+        key = []
+        ok = True
+        for a, arg in zip(args, q.args):
+            if isinstance(a, np.ndarray):
+                if a.ndim < 1:
+                    ok = False
+                key.append(("a", a.dtype.str, a.shape[1:]))
+            else:
+                key.append(("s", repr(a)))
+        key = tuple(key) if ok else (id(args),)
+        if key not in buckets:
+            buckets[key] = []
+            order.append(key)
+        buckets[key].append((label, args))
+    out = []
+    for key in order:
+        items = buckets[key]
+        if len(items) == 1 or isinstance(key[0], int):
+            for label, args in items:
+                first = next(a for a in args if isinstance(a, np.ndarray))
+                out.append(([label] * max(1, first.shape[0]), tuple(args)))
+            continue
+        labels = []
+        for label, args in items:
+            first = next(a for a in args if isinstance(a, np.ndarray))
+            labels += [label] * first.shape[0]
+        cols = []
+        for i, _ in enumerate(q.args):
+            vals = [args[i] for _, args in items]
+            cols.append(np.concatenate(vals, axis=0) if isinstance(vals[0], np.ndarray) else vals[0])
+        out.append((labels, tuple(cols)))
+    return out
+
+
+def cell_dict(group: Group, c: CellState, encode=True) -> dict:
+    from . import results as R
+
+    t = c.target
+    ulps = np.concatenate(c.ulps) if c.ulps else np.zeros(0)
+    status = "unsupported" if t.unsupported else ("ok" if c.examples else "no-data")
+    d = {
+        "quantity": c.quantity, "backend": t.backend, "variant": t.variant, "dtype": c.dtype, "device": t.device,
+        "call": t.call, "native": bool(t.native), "note": t.note, "status": status,
+        "reason": t.unsupported or "", "errors": t.errors, "first_error": t.first_error,
+        "examples": c.examples, "elements": c.elements,
+        "max_ulp": float(c.max_ulp), "p99_ulp": float(np.percentile(ulps, 99)) if ulps.size else 0.0,
+        "median_ulp": float(np.median(ulps)) if ulps.size else 0.0,
+        "max_rel": float(c.max_rel), "max_abs": float(c.max_abs), "max_scaled": float(c.max_scaled),
+        "nonfinite": dict(sorted(c.nonfinite.items())), "nonfinite_total": int(sum(c.nonfinite.values())),
+        "invariants": dict(sorted(c.invariants.items())), "invariant_total": int(sum(c.invariants.values())),
+        "search_hits": dict(sorted(c.search_hits.items())),
+        "notes": sorted(c.notes),
+        "x_label": magnitude_label(c.quantity),
+        "points": [[R.num(_sig(a)), R.num(_sig(b)), R.num(_sig(r))] for a, b, r in c.points],
+        "worst": {m: R.worst_dict(w, encode) for m, w in c.worst.items()},
+    }
+    if encode:
+        _attach_snippets(d, t)
+    return d
+
+
+def _sig(x, digits=4):
+    """x rounded to a few significant digits (plot data only)."""
+    x = float(x)
+    return float(f"{x:.{digits}g}") if math.isfinite(x) else x
+
+
+def _attach_snippets(d, target):
+    """A verified copy-paste reproducer for every shrunk finding of the cell."""
+    from ..report.reproducer import best_snippet
+
+    if target.fn is None or d["backend"].startswith("user"):
+        return
+    for m, w in d["worst"].items():
+        case = (w or {}).get("shrunk")
+        if not case or case.get("args") is None:
+            continue
+        try:
+            code, kind, ok = best_snippet(d, case, target.mod)
+        except Exception:  # noqa: BLE001
+            code, kind, ok = "", "none", False
+        case["snippet_kind"] = kind  # the text is regenerated from the arguments by the report
+        case["reproduced"] = bool(ok)
+
+
+# ---------------------------------------------------------------- process-pool tasks
+
+
+def run_group(task: dict) -> dict:
+    """Process-pool task: audit one (quantity, dtype) on the installed backends; JSON-able dict."""
+    t0 = time.perf_counter()
+    targets, skipped = targets_for(task["quantity"], task["dtype"], task.get("backends"), task.get("devices"))
+    if PROFILE_SETTINGS[task["profile"]].get("variants") == "first":
+        seen = set()
+        firsts = []
+        for t in targets:
+            if (t.backend, t.device) not in seen:
+                seen.add((t.backend, t.device))
+                firsts.append(t)
+            else:
+                skipped.append((t.backend, f"variant {t.variant!r}: not audited by the {task['profile']} profile"))
+        targets = firsts
+    extra = list(task.get("extra_cases", ()))
+    if task.get("extra_lists"):
+        from ..corpus import _from_lists
+
+        for label, lists in task["extra_lists"]:
+            try:
+                extra.append((label, _from_lists(Q.get(task["quantity"]), lists, task["dtype"])))
+            except Exception:  # noqa: BLE001 - a stale stored case is skipped
+                pass
+    res = search(task["quantity"], targets, task["dtype"], task["profile"], task["seed"],
+                 use_corpus=task.get("corpus", True), extra_cases=extra,
+                 examples=task.get("examples"), nonfinite_examples=task.get("nonfinite_examples"))
+    return {"group": f"{task['quantity']}|{task['dtype']}", "quantity": task["quantity"], "dtype": task["dtype"],
+            "cells": res.cells, "skipped": [list(s) for s in skipped], "examples": res.examples,
+            "reference_errors": res.reference_errors, "seconds": time.perf_counter() - t0}
+
+
+PANEL_SIZES = {"quick": (16, 256, 4096), "default": (16, 128, 1024, 4096, 16384, 50257),
+               "thorough": (16, 128, 1024, 4096, 16384, 50257, 131072)}
+PANEL_ROWS = {"quick": 2, "default": 4, "thorough": 8}
+
+
+def shared_logits(rng, shape, scale):
+    """Logits exactly representable in float16, bfloat16, float32 and float64 (bfloat16 values
+    within float16's normal range, or 0): the same inputs in every dtype."""
+    v = cast(rng.standard_normal(shape) * scale, "bfloat16").astype(np.float64)
+    v = np.where(np.abs(v) < 2.0 ** -14, 0.0, v)
+    return np.clip(v, -60000.0, 60000.0)
+
+
+def softmax_precision(task: dict) -> dict:
+    """The FP16 / BF16 / FP32 / FP64 softmax panel: every backend's softmax in every dtype on the
+    *same* logits (representable in all four formats), against one exact reference, per
+    vocabulary size. Returns a JSON-able dict with one row per (backend, variant, dtype, n, scale)."""
+    from . import results as R
+
+    t0 = time.perf_counter()
+    profile = task.get("profile", "default")
+    sizes = tuple(task.get("sizes") or PANEL_SIZES[profile])
+    nrows = int(task.get("rows") or PANEL_ROWS[profile])
+    dtypes = task.get("dtypes") or ["float16", "bfloat16", "float32", "float64"]
+    q = Q.get("softmax")
+    rng = np.random.default_rng(group_seed(task.get("seed", 0), "softmax_precision"))
+    targets = {d: targets_for(q, d, task.get("backends"))[0] for d in dtypes}
+    rows = []
+    for scale in (1.0, 4.0):
+        for n in sizes:
+            z = shared_logits(rng, (nrows, n), scale)
+            exact = exact_of(q, [z])
+            for d in dtypes:
+                zd = cast(z, d)
+                assert np.array_equal(zd.astype(np.float64), z)
+                for t in targets[d]:
+                    if t.unsupported:
+                        continue
+                    try:
+                        y, errs, _ = judge(q, t, [zd], exact, d)
+                    except Unsupported as e:
+                        t.unsupported = str(e)
+                        continue
+                    u = errs.ulp[np.isfinite(errs.ulp)]
+                    r = errs.rel[np.isfinite(errs.rel)]
+                    with np.errstate(invalid="ignore"):
+                        sum_err = float(np.nanmax(np.abs(np.sum(y, axis=-1) - 1.0)))
+                    rows.append({"backend": t.backend, "variant": t.variant, "device": t.device, "dtype": d, "n": n,
+                                 "scale": scale, "max_ulp": R.num(u.max() if u.size else 0.0),
+                                 "p99_ulp": R.num(np.percentile(u, 99) if u.size else 0.0),
+                                 "mean_ulp": R.num(u.mean() if u.size else 0.0),
+                                 "max_rel": R.num(r.max() if r.size else 0.0),
+                                 "nonfinite": int((errs.nonfinite != "").sum()), "sum_err": R.num(sum_err)})
+    unsupported = sorted({(t.backend, t.variant, d, t.unsupported) for d in dtypes for t in targets[d] if t.unsupported})
+    return {"quantity": "softmax", "sizes": list(sizes), "rows_per_size": nrows, "scales": [1.0, 4.0],
+            "input": "N(0, scale^2) logits rounded to bfloat16 and kept in float16's normal range: "
+                     "exactly the same values in every dtype",
+            "results": rows, "unsupported": [list(u) for u in unsupported],
+            "seconds": round(time.perf_counter() - t0, 2)}
+
+
+__all__ = ["search", "SearchResult", "Target", "targets_for", "run_group", "PROFILE_SETTINGS", "cell_key",
+           "judge", "invariant_violations", "scaled_errors", "group_seed", "softmax_precision", "METRICS"]
