@@ -79,7 +79,7 @@ def test_every_reproducer_in_the_report_reproduces(doc):
         if code:
             n += 1
             assert case["reproduced"], code
-            assert verify(code, case)
+            assert verify(code, case, dtype=f["cell"]["dtype"])
     assert n >= 1
 
 

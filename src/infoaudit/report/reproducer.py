@@ -124,7 +124,9 @@ def _tail(cell, case, index):
     idx = "[" + ", ".join(str(i) for i in index) + "]" if index else ""
     lo = case.get("exact_lo")
     return [
-        f"# {cell['backend']} returns out{idx} = {_lit(case.get('computed'))}",
+        f"# {cell['backend']} returns out{idx} = {_lit(case.get('computed'))}"
+        + (f" (after rounding once to {dt}: " + "; ".join(n for n in cell.get("notes", []) if n.startswith("returned"))
+           + ")" if any(n.startswith("returned") for n in cell.get("notes", [])) else ""),
         f"# exact value, correctly rounded to {dt}: {_lit(case.get('expected'))}"
         + (f"  (float64 hi + lo: {_lit(case.get('exact_hi'))} + {_lit(lo)})" if lo not in (None, 0.0, "nan") else ""),
         f"# reference: infoaudit.reference.evaluate({cell['quantity']!r}, *args)",
@@ -181,8 +183,9 @@ def _result_value(out, index, mod=None):
     return float(np.asarray(a.astype(np.float64))[tuple(index)] if index else a.astype(np.float64))
 
 
-def verify(code: str, case: dict, backend_mod=None) -> bool:
-    """Execute ``code``; True when ``out`` at the case's index equals the recorded computed value."""
+def verify(code: str, case: dict, backend_mod=None, dtype=None) -> bool:
+    """Execute ``code``; True when ``out`` at the case's index equals the recorded computed value
+    (after rounding once to ``dtype``, as the audit does when a backend returns a wider dtype)."""
     ns = {"__name__": "__infoaudit_repro__"}
     try:
         with contextlib.redirect_stdout(io.StringIO()), np.errstate(all="ignore"):
@@ -194,18 +197,23 @@ def verify(code: str, case: dict, backend_mod=None) -> bool:
     want = float(want) if not isinstance(want, str) else float(want)
     if math.isnan(want):
         return math.isnan(got)
+    if dtype is not None and not (got == want):
+        from ..dtypes import cast
+
+        got = float(cast(np.array([got]), dtype).astype(np.float64)[0])
     return got == want and (math.copysign(1, got) == math.copysign(1, want) or want != 0)
 
 
 def best_snippet(cell: dict, case: dict, backend_mod=None):
     """(code, kind, verified): the native snippet when it reproduces, else the table snippet."""
     code = snippet(cell, case, native=True)
-    if code and "backend = load(" not in code and verify(code, case, backend_mod):
+    dt = cell.get("dtype")
+    if code and "backend = load(" not in code and verify(code, case, backend_mod, dt):
         return code, "native", True
     code = snippet(cell, case, native=False)
     if not code:
         return "", "none", False
-    return code, "table", verify(code, case, None)
+    return code, "table", verify(code, case, None, dt)
 
 
 __all__ = ["snippet", "verify", "best_snippet"]
