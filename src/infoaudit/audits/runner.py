@@ -632,7 +632,7 @@ def _with_timeout(seconds, fn, *a):
 # ---------------------------------------------------------------- hypothesis search
 
 
-def _hypothesis_phase(group: Group, focus: str, n_examples: int, seed: int, targeted=True):
+def _hypothesis_phase(group: Group, focus: str, n_examples: int, seed: int, targeted=True, shapes=None):
     if n_examples <= 0:
         return
     from hypothesis import HealthCheck, Phase, given, settings, target
@@ -640,7 +640,7 @@ def _hypothesis_phase(group: Group, focus: str, n_examples: int, seed: int, targ
 
     from .. import strategies
 
-    strat = strategies.cases(group.q.name, group.dtype, group.profile, focus=focus)
+    strat = strategies.cases(group.q.name, group.dtype, group.profile, focus=focus, shapes=shapes)
     names = {i: c.target.name for i, c in enumerate(group.cells)}
 
     @settings(max_examples=n_examples, database=None, deadline=None, derandomize=False, print_blob=False,
@@ -1134,9 +1134,17 @@ def search(quantity, target, dtype="float32", profile="default", seed=0, *, fram
         group.evaluate(args, source=labels)
     n_ulp = prof["ulp_examples"] if examples is None else examples
     n_nf = prof["nonfinite_examples"] if nonfinite_examples is None else nonfinite_examples
-    # half plain exploration, half hill-climbing with target() on the ULP and scaled errors
-    _hypothesis_phase(group, "any", n_ulp // 2, group_seed(seed, q.name, d, "explore"), targeted=False)
-    _hypothesis_phase(group, "any", n_ulp - n_ulp // 2, group_seed(seed, q.name, d, "ulp"))
+    # half plain exploration, stratified over the shape menu (every shape, the longest rows
+    # included, gets its share), half hill-climbing with target() on the ULP and scaled errors
+    from .. import strategies
+
+    menu = strategies.shape_menu(q, profile)
+    n_explore = n_ulp // 2
+    for k, shape in enumerate(menu):
+        share = n_explore // len(menu) + (1 if k < n_explore % len(menu) else 0)
+        _hypothesis_phase(group, "any", share, group_seed(seed, q.name, d, "explore", k), targeted=False,
+                          shapes=[shape])
+    _hypothesis_phase(group, "any", n_ulp - n_explore, group_seed(seed, q.name, d, "ulp"))
     _hypothesis_phase(group, "nonfinite", n_nf, group_seed(seed, q.name, d, "nonfinite"))
     if shrink:
         shrink_group(group, prof["shrink_steps"] if shrink_steps is None else shrink_steps)
