@@ -48,7 +48,7 @@ PROFILE_SETTINGS = {
     # variants: "first" audits each backend's primary op only; corpus_max: largest fixed case (elements)
     # shrink_elements: the shrinker's budget in input elements sent to the reference (its cost)
     # reference_timeout: seconds one exact evaluation may take (an input past it is skipped and counted)
-    "quick": dict(ulp_examples=8, nonfinite_examples=5, shrink_steps=15, shrink_elements=3_000, points=40,
+    "quick": dict(ulp_examples=6, nonfinite_examples=4, shrink_steps=15, shrink_elements=3_000, points=40,
                   variants="first", corpus_max=64, reference_timeout=3.0),
     "default": dict(ulp_examples=70, nonfinite_examples=35, shrink_steps=120, shrink_elements=20_000, points=60,
                     variants="all", corpus_max=None, reference_timeout=8.0),
