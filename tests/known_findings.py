@@ -780,3 +780,15 @@ def stale_findings(backend, ops_table):
                 if labels is None or f.row not in labels:
                     bad.append((f, f"no row {f.row!r} in {f.case} for {d}"))
     return bad
+
+
+def variants(backend):
+    """(quantity, variant) pairs of ``backend``, or one skipped param with the reason it cannot run."""
+    from infoaudit.backends import BackendUnavailable, load
+    from infoaudit.quantities import REGISTRY
+
+    try:
+        mod = load(backend)
+    except BackendUnavailable as e:
+        return [pytest.param("-", "-", marks=pytest.mark.skip(reason=str(e)))]
+    return [(q, op.variant) for q in REGISTRY for op in mod.ops().get(q, [])]

@@ -20,13 +20,7 @@ DEVICES = ("cpu", "gpu")
 
 
 def _variants():
-    from infoaudit.backends import load
-
-    try:
-        mod = load(BACKEND)
-    except BackendUnavailable as e:
-        return [pytest.param("-", "-", marks=pytest.mark.skip(reason=str(e)))]
-    return [(q, op.variant) for q in REGISTRY for op in mod.ops().get(q, [])]
+    return K.variants(BACKEND)
 
 
 @pytest.mark.jax

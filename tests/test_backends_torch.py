@@ -20,14 +20,7 @@ DEVICES = ("cpu", "cuda")
 
 
 def _variants():
-    """(quantity, variant) pairs, or one skipped param with the reason torch cannot run."""
-    from infoaudit.backends import load
-
-    try:
-        mod = load(BACKEND)
-    except BackendUnavailable as e:
-        return [pytest.param("-", "-", marks=pytest.mark.skip(reason=str(e)))]
-    return [(q, op.variant) for q in REGISTRY for op in mod.ops().get(q, [])]
+    return K.variants(BACKEND)
 
 
 @pytest.mark.torch
