@@ -342,3 +342,42 @@ def _perturb(q, mu, k, new):
 
 
 __all__ = ["Condition", "condition_aware_error", "forward_condition", "gradient_condition", "unit_roundoff"]
+
+
+def worked_examples() -> list:
+    """The report's two worked examples, computed (float32 numpy, exact reference, condition):
+
+    * log_softmax at z = [1000, 1000] by the stable max-shifted algorithm: hundreds of ULPs, cae < 1
+      (kappa = 1000 / log 2: ill-conditioning, the problem forces the error);
+    * softplus at x = -20 as log(1 + exp(x)): relative error 1, cae ~ 1e6 (instability), against
+      log1p(exp(x)) with cae <= 0.5.
+    """
+    from .. import reference
+    from .metrics import element_errors
+
+    out = []
+    z = np.array([[1000.0, 1000.0]], dtype=np.float32)
+    with np.errstate(all="ignore"):
+        m = z.max(-1, keepdims=True)
+        y = z - (m + np.log(np.sum(np.exp(z - m), -1, keepdims=True)))
+    z64 = z.astype(np.float64)
+    ex = reference.evaluate("log_softmax", z64)
+    err = element_errors(y.astype(np.float64), ex, "float32", "log_softmax")
+    cond = forward_condition("log_softmax", z64, exact=ex)
+    out.append({"name": "log_softmax, z = [1000, 1000], float32", "algorithm": "z - (m + log(sum(exp(z - m))))",
+                "computed": float(y[0, 0]), "exact": float(ex.hi[0, 0]), "ulp": float(err.ulp[0, 0]),
+                "rel": float(err.rel[0, 0]), "sensitivity": float(cond.sensitivity[0, 0]),
+                "kappa": float(cond.kappa[0, 0]),
+                "cae": float(condition_aware_error(err, cond, "float32")[0, 0]), "verdict": "ill-conditioned"})
+    for label, fn, verdict in (("log(1 + exp(x))", lambda x: np.log(np.float32(1) + np.exp(x)), "unstable"),
+                               ("log1p(exp(x))", lambda x: np.log1p(np.exp(x)), "stable")):
+        x = np.array([-20.0], dtype=np.float32)
+        y = fn(x)
+        ex = reference.evaluate("softplus", x.astype(np.float64))
+        err = element_errors(y.astype(np.float64), ex, "float32", "softplus")
+        cond = forward_condition("softplus", x.astype(np.float64), exact=ex)
+        out.append({"name": "softplus, x = -20, float32", "algorithm": label, "computed": float(y[0]),
+                    "exact": float(ex.hi[0]), "ulp": float(err.ulp[0]), "rel": float(err.rel[0]),
+                    "sensitivity": float(cond.sensitivity[0]), "kappa": float(cond.kappa[0]),
+                    "cae": float(condition_aware_error(err, cond, "float32")[0]), "verdict": verdict})
+    return out

@@ -162,13 +162,14 @@ def prepare_grad_inputs(q, args, dtype, cotangent=None):
 
 
 def compare_grad(quantity, backend, *args, dtype="float32", variant=None, device="cpu", cotangent=None,
-                 exact=None, condition=True, max_condition_unit=64, op=None) -> GradResult:
+                 exact=None, condition=True, max_condition_unit=64, op=None, conditions=None) -> GradResult:
     """Run ``backend``'s op for ``quantity`` through its autodiff; judge every gradient exactly.
 
     ``op``: an explicit :class:`infoaudit.backends.Op` (e.g. a user's implementation for
     ``infoaudit gate --grad``), differentiated with ``backend``'s framework instead of the
     registered variant. ``exact``: a precomputed ``{arg: Exact}`` (reference.derivatives.vjp on the
-    same rounded inputs and cotangent), reusable across backends / variants of one dtype.
+    same rounded inputs and cotangent), reusable across backends / variants of one dtype;
+    ``conditions``: likewise a precomputed ``{arg: Condition}`` (:func:`.condition.gradient_condition`).
     Raises :class:`Unsupported` (with the reason) when the backend has no autodiff ("no autodiff"
     for NumPy / SciPy), lacks the op / dtype, or the framework refuses.
     """
@@ -189,7 +190,9 @@ def compare_grad(quantity, backend, *args, dtype="float32", variant=None, device
     except GradUnsupported as e:
         raise Unsupported(str(e)) from e
     conds = {}
-    if condition:
+    if conditions is not None:
+        conds = conditions
+    elif condition:
         conds = gradient_condition(q.name, *ref, cotangent=cot, exact=exact, max_unit=max_condition_unit)
     u = FORMATS[dname].unit_roundoff
     res = GradResult(q.name, mod.NAME, op.variant, dname, {}, dict(out.skipped))

@@ -17,8 +17,17 @@ Layout (``schema = "infoaudit.results"``, ``version = 1``)::
           worst: {metric: {metric, value, args, index, computed, expected, exact_hi, exact_lo, ulp, rel,
                            abs, scaled, class, source, recipe, shrink_steps, shrunk: {... same, amplification}}}}},
       "panels": {"softmax_precision": {...}},
-      "seeds_errata": {"available": bool, "rows": [...], "note": str}
+      "seeds_errata": {"available": bool, "rows": [...], "note": str},
+      "condition_examples": [{name, algorithm, computed, exact, ulp, rel, sensitivity, kappa, cae, verdict}]
     }
+
+Gradient cells (``infoaudit.audits.grad_runner``) sit in the same ``cells`` map under
+``"<quantity>|<backend>|<variant>|<dtype>|<device>|grad"`` with ``"kind": "grad"``, their groups
+under ``"<quantity>|<dtype>|grad"``; besides the forward fields they carry ``how`` (the autodiff
+call), ``max_cae``, ``p99_cae``, ``cae_elements``, ``flushed``, ``boundary``, ``args`` (per
+argument: max_ulp, max_cae, flushed, nonfinite), ``skipped_args`` and worst cases per metric
+(``nonfinite``, ``flushed``, ``cae``, ``ulp``) holding ``arg``, ``cotangent``, ``cae`` and
+``kappa`` (no ``points``). Forward cells have no ``kind`` (or ``"value"``).
 
 Arrays are ``{"dtype", "shape", "values"}`` with nested lists of numbers; non-finite numbers are
 the strings ``"inf"``, ``"-inf"``, ``"nan"`` (strict JSON). Floats are written with ``repr`` (they
@@ -190,7 +199,7 @@ def environment(backend_status=None) -> dict:
 def new_document(config: dict, env: dict) -> dict:
     return {"schema": SCHEMA, "version": VERSION, "status": "running", "config": _jsonable(config),
             "environment": env, "started": now(), "updated": now(), "elapsed_s": 0.0,
-            "groups": {}, "cells": {}, "panels": {}, "seeds_errata": None}
+            "groups": {}, "cells": {}, "panels": {}, "seeds_errata": None, "condition_examples": None}
 
 
 def load(path) -> dict:

@@ -34,6 +34,8 @@ def add_arguments(p):
                    help="add the worst inputs of a previous results.json to the fixed corpus (regressions)")
     p.add_argument("--no-report", action="store_true", help="only write results.json")
     p.add_argument("--no-panels", action="store_true", help="skip the FP16/BF16/FP32 softmax panel")
+    p.add_argument("--no-grad", action="store_true",
+                   help="skip the gradient cells (autodiff of the torch and JAX ops against the exact derivative)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
@@ -68,6 +70,10 @@ def _task(kind, payload):
             from .runner import run_group
 
             return kind, payload, run_group(payload), None
+        if kind == "grad":
+            from .grad_runner import run_grad_group
+
+            return kind, payload, run_grad_group(payload), None
         if kind == "panel":
             from .runner import softmax_precision
 
@@ -78,6 +84,10 @@ def _task(kind, payload):
             return kind, payload, R.environment(status()), None
         if kind == "errata":
             return kind, payload, _errata(), None
+        if kind == "condition":
+            from .condition import worked_examples
+
+            return kind, payload, R._jsonable(worked_examples()), None
     except Exception as e:  # noqa: BLE001 - one broken group must not stop the run
         return kind, payload, None, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=6)}"
     return kind, payload, None, f"unknown task {kind}"
@@ -145,6 +155,7 @@ def main(args) -> int:
 
     from .. import quantities as Q
     from ..backends import BACKENDS
+    from ..backends.grad import AUTODIFF
     from .runner import PROFILE_SETTINGS
 
     out = args.output
@@ -164,8 +175,11 @@ def main(args) -> int:
         if qn not in Q.REGISTRY:
             print(f"infoaudit run: unknown quantity {qn!r}; see `infoaudit list`", file=sys.stderr)
             return 2
+    from .grad_runner import GRAD_SETTINGS
+
     config = {"profile": args.profile, "seed": args.seed, "backends": backends, "dtypes": dtypes,
-              "quantities": qnames, "settings": PROFILE_SETTINGS[args.profile]}
+              "quantities": qnames, "settings": PROFILE_SETTINGS[args.profile],
+              "grad": not args.no_grad, "grad_settings": GRAD_SETTINGS[args.profile]}
     if args.resume and os.path.exists(path):
         try:
             doc = R.load(path)
@@ -200,6 +214,8 @@ def main(args) -> int:
         tasks.append(("environment", {}, 0.5))
     if not doc.get("seeds_errata"):
         tasks.append(("errata", {}, 0.5))
+    if not doc.get("condition_examples"):
+        tasks.append(("condition", {}, 0.5))
     nb = len(backends)
     for qn in qnames:
         for d in dtypes:
@@ -209,12 +225,23 @@ def main(args) -> int:
             extra = [(lab, a) for lab, dt, a in past.get(qn, []) if dt == d]
             tasks.append(("group", {"quantity": qn, "dtype": d, "profile": args.profile, "seed": args.seed,
                                     "backends": backends, "extra_lists": extra}, _weight(qn, d, nb)))
+    if not args.no_grad and any(b in AUTODIFF for b in backends):
+        from .grad_runner import has_gradient
+
+        for qn in qnames:
+            if not has_gradient(qn):
+                continue
+            for d in dtypes:
+                if doc["groups"].get(f"{qn}|{d}|grad", {}).get("done"):
+                    continue
+                tasks.append(("grad", {"quantity": qn, "dtype": d, "profile": args.profile, "seed": args.seed,
+                                       "backends": backends}, 0.5 * _weight(qn, d, 2)))
     if not args.no_panels and "softmax" in qnames and "softmax_precision" not in doc.get("panels", {}):
         tasks.append(("panel", {"name": "softmax_precision", "profile": args.profile, "seed": args.seed,
                                 "backends": backends, "dtypes": dtypes}, 12.0 if args.profile != "quick" else 4.0))
     # heaviest first keeps both workers busy until the end
     tasks.sort(key=lambda t: -t[2])
-    n_groups = sum(1 for t in tasks if t[0] == "group")
+    n_groups = sum(1 for t in tasks if t[0] in ("group", "grad"))
     prog = Progress(sum(t[2] for t in tasks), len(tasks), n_groups * nb * 2, args.quiet)
     if resumed and not args.quiet:
         print(f"resuming {path}: {sum(1 for g in doc['groups'].values() if g.get('done'))} groups done, "
@@ -236,11 +263,11 @@ def main(args) -> int:
                     res, err = None, f"{type(e).__name__}: {e}"
                 ncells = 0
                 label = kind
-                if kind == "group":
-                    label = f"{payload['quantity']} {payload['dtype']}"
+                if kind in ("group", "grad"):
+                    label = f"{payload['quantity']} {payload['dtype']}" + (" gradients" if kind == "grad" else "")
                     if res is None:
-                        doc["groups"][f"{payload['quantity']}|{payload['dtype']}"] = {"done": True, "error": err,
-                                                                                      "seconds": 0, "examples": 0}
+                        gkey = f"{payload['quantity']}|{payload['dtype']}" + ("|grad" if kind == "grad" else "")
+                        doc["groups"][gkey] = {"done": True, "error": err, "seconds": 0, "examples": 0}
                         print(f"\ninfoaudit run: group {label} failed: {err}", file=sys.stderr)
                     else:
                         R.add_group(doc, res)
@@ -249,6 +276,8 @@ def main(args) -> int:
                     doc.setdefault("panels", {})[payload["name"]] = res if res is not None else {"error": err}
                 elif kind == "environment":
                     doc["environment"] = res if res is not None else R.environment(None)
+                elif kind == "condition":
+                    doc["condition_examples"] = res if res is not None else {"error": err}
                 elif kind == "errata":
                     doc["seeds_errata"] = res if res is not None else {"available": False, "rows": [], "note": err}
                 doc["elapsed_s"] = round(elapsed_before + time.monotonic() - t_start, 1)

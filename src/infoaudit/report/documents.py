@@ -14,21 +14,22 @@ def context(doc, plots: dict) -> dict:
     cfg = doc.get("config", {})
     mat = M.matrix(doc)
     qs, bs, ds = M.quantities_of(doc), M.backends_of(doc), M.dtypes_of(doc)
+    cols = M.columns(doc)
     matrix_rows = []
     for q in qs:
         cells = []
-        for b in bs:
-            for d in ds:
-                e = mat.get((q, b, d))
-                if not e or e["status"] != "ok":
-                    reason = "; ".join(e["reasons"]) if e else "not run"
-                    cells.append({"text": "n/a", "cls": "na", "nf": False, "title": reason})
-                    continue
-                cells.append({"text": M.fmt_num(e["max_ulp"], 2), "cls": M.ulp_class(e["max_ulp"]),
-                              "stext": M.fmt_num(e["max_scaled"], 2), "scls": M.ulp_class(e["max_scaled"]),
-                              "nf": e["nonfinite"] > 0, "inv": e["invariant"] > 0,
-                              "title": f"{e['variants']} variant(s), {e['examples']} inputs judged, "
-                                       f"{e['nonfinite']} non-finite mismatches, {e['invariant']} invariant violations"})
+        for b, d, k in cols:
+            e = mat.get((q, b, d, k))
+            if not e or e["status"] != "ok":
+                reason = "; ".join(e["reasons"]) if e else "not run"
+                cells.append({"text": "n/a", "cls": "na", "nf": False, "title": reason})
+                continue
+            what = "flushed gradient components" if k == "grad" else "invariant violations"
+            cells.append({"text": M.fmt_num(e["max_ulp"], 2), "cls": M.ulp_class(e["max_ulp"]),
+                          "stext": M.fmt_num(e["max_scaled"], 2), "scls": M.ulp_class(e["max_scaled"]),
+                          "nf": e["nonfinite"] > 0, "inv": e["invariant"] > 0, "grad": k == "grad",
+                          "title": f"{e['variants']} variant(s), {e['examples']} inputs judged, "
+                                   f"{e['nonfinite']} non-finite mismatches, {e['invariant']} {what}"})
         matrix_rows.append({"quantity": q, "cells": cells})
     fl = M.findings(doc)
     findings = []
@@ -46,6 +47,9 @@ def context(doc, plots: dict) -> dict:
             "ulp": M.fmt_num(case.get("ulp")), "rel": M.fmt_num(case.get("rel")), "abs": M.fmt_num(case.get("abs")),
             "scaled": M.fmt_num(case.get("scaled")),
             "amplification": M.fmt_num(r["amplification"]) if r["amplification"] is not None else "-",
+            "is_grad": M.is_grad(c), "arg": case.get("arg") or "", "cae": M.fmt_num(case.get("cae")),
+            "kappa": M.fmt_num(case.get("kappa")), "how": c.get("how", ""),
+            "cotangent": M.describe_input({"args": [case["cotangent"]]}) if case.get("cotangent") else "",
             "snippet": _snippet_text(c, case), "snippet_kind": case.get("snippet_kind", ""),
             "reproduced": bool(case.get("reproduced")),
             "shrunk": case is not r["original"], "shrink_steps": r["original"].get("shrink_steps", 0),
@@ -62,7 +66,20 @@ def context(doc, plots: dict) -> dict:
                          "nonfinite": ", ".join(f"{k} {v}" for k, v in c["nonfinite"].items()) or "0",
                          "invariants": ", ".join(f"{k} {v}" for k, v in c.get("invariants", {}).items()) or "0",
                          "cls": M.ulp_class(M.f(c["max_ulp"])) if c["status"] == "ok" else "na"})
-        per_q.append({"quantity": q, "rows": rows, "plot": plots.get(f"error_{q}")})
+        grows = []
+        for c in M.quantity_rows(doc, q, "grad"):
+            ok = c["status"] == "ok"
+            grows.append({"backend": c["backend"], "variant": c["variant"], "dtype": c["dtype"],
+                          "device": c["device"], "how": c.get("how", ""), "status": c["status"],
+                          "reason": c.get("reason", ""), "examples": c["examples"],
+                          "max_ulp": M.fmt_num(c["max_ulp"]), "p99_ulp": M.fmt_num(c["p99_ulp"]),
+                          "max_cae": M.fmt_num(c.get("max_cae")), "p99_cae": M.fmt_num(c.get("p99_cae")),
+                          "flushed": c.get("flushed", 0), "boundary": c.get("boundary", 0),
+                          "nonfinite": ", ".join(f"{k} {v}" for k, v in c["nonfinite"].items()) or "0",
+                          "args": ", ".join(sorted(c.get("args") or {})) +
+                                  "".join(f"; d/d{a} not taken: {why}" for a, why in (c.get("skipped_args") or {}).items()),
+                          "cls": M.ulp_class(M.f(c.get("max_cae"))) if ok else "na"})
+        per_q.append({"quantity": q, "rows": rows, "grad_rows": grows, "plot": plots.get(f"error_{q}")})
     panel = _panel(doc)
     errata = doc.get("seeds_errata") or {"available": False, "rows": [], "note": "not available: not recorded"}
     env = doc.get("environment") or {}
@@ -70,7 +87,13 @@ def context(doc, plots: dict) -> dict:
                       if "not audited by" not in s[1]})
     errors = [(k, g["error"].splitlines()[0]) for k, g in doc.get("groups", {}).items() if g.get("error")]
     n_ok = sum(1 for c in doc["cells"].values() if c["status"] == "ok")
+    n_grad = sum(1 for c in doc["cells"].values() if c["status"] == "ok" and M.is_grad(c))
+    cond = doc.get("condition_examples")
+    cond = cond if isinstance(cond, list) else []
     return {
+        "columns": [M.column_label(b, d, k) for b, d, k in cols], "n_grad_cells": n_grad,
+        "cae_finding": M.CAE_FINDING, "condition_examples": [
+            {k: (M.fmt_num(v, 4) if isinstance(v, (int, float)) else v) for k, v in r.items()} for r in cond],
         "profile": cfg.get("profile"), "seed": cfg.get("seed"), "status": doc.get("status"),
         "started": doc.get("started"), "updated": doc.get("updated"), "elapsed": doc.get("elapsed_s"),
         "n_cells": len(doc["cells"]), "n_ok": n_ok,
@@ -85,6 +108,7 @@ def context(doc, plots: dict) -> dict:
 
 def _snippet_text(cell, case):
     """The reproducer the runner executed and verified (regenerated from the stored arguments)."""
+    from .grad_reproducer import grad_snippet
     from .reproducer import snippet
 
     if case.get("snippet"):
@@ -93,12 +117,18 @@ def _snippet_text(cell, case):
     if kind not in ("native", "table") or not case.get("args"):
         return ""
     try:
+        if M.is_grad(cell):
+            return grad_snippet(cell, case, native=(kind == "native"))
         return snippet(cell, case, native=(kind == "native"))
     except Exception:  # noqa: BLE001
         return ""
 
 
 def _counts(c, metric):
+    if M.is_grad(c):
+        return (f"over {c['examples']} inputs: non-finite {', '.join(f'{k}: {v}' for k, v in c['nonfinite'].items()) or 0}; "
+                f"flushed {c.get('flushed', 0)}; max condition-aware error {M.fmt_num(c.get('max_cae'))}, "
+                f"max {M.fmt_num(c['max_ulp'])} ULP over {c['elements']} gradient components")
     if metric == "nonfinite":
         return ", ".join(f"{k}: {v}" for k, v in c["nonfinite"].items())
     if metric == "invariant":
@@ -148,10 +178,10 @@ def markdown(ctx) -> str:
     a("## Summary matrix\n")
     if ctx["plots"].get("summary"):
         a(f"![summary matrix]({ctx['plots']['summary']})\n")
-    head = "| quantity | " + " | ".join(f"{b} {d.replace('float', 'f').replace('bfloat16', 'bf16')}"
-                                        for b in ctx["backends"] for d in ctx["dtypes"]) + " |"
+    head = "| quantity | " + " | ".join(ctx["columns"]) + " |"
+    rule = "|" + "---|" * (1 + len(ctx["columns"]))
     a(head)
-    a("|" + "---|" * (1 + len(ctx["backends"]) * len(ctx["dtypes"])))
+    a(rule)
     for r in ctx["matrix"]:
         cells = []
         for c in r["cells"]:
@@ -159,27 +189,32 @@ def markdown(ctx) -> str:
             if c.get("nf"):
                 t = f"**NF** {t}"
             elif c.get("inv"):
-                t = f"*inv* {t}"
+                t = f"*{'fl' if c.get('grad') else 'inv'}* {t}"
             cells.append(t)
         a(f"| {r['quantity']} | " + " | ".join(cells) + " |")
     a("\nCells: worst max ULP error over the backend's variants; **NF** = a non-finite mismatch was found, "
-      "*inv* = an invariant was violated; n/a = not supported (reason in the per-quantity tables). Max ULP is "
+      "*inv* = an invariant was violated; n/a = not supported (reason in the per-quantity tables). Columns "
+      "named *grad* hold the gradients (the VJP through the framework's autodiff, every float argument, against "
+      "the exact derivative; *fl* = a component was flushed to 0). Max ULP is "
       "dominated by outputs that cancel to ~0 or are subnormal (ULP there is tiny); the second matrix shows the "
       "error relative to the problem's scale, which separates what the algorithm adds.\n")
     a("### Error relative to the problem's scale\n")
     if ctx["plots"].get("summary_scaled"):
         a(f"![summary matrix, scaled error]({ctx['plots']['summary_scaled']})\n")
     a(head)
-    a("|" + "---|" * (1 + len(ctx["backends"]) * len(ctx["dtypes"])))
+    a(rule)
     for r in ctx["matrix"]:
         a(f"| {r['quantity']} | " + " | ".join(c.get("stext", c["text"]) for c in r["cells"]) + " |")
     a("\nCells: max |y - y*| / (u max(|y*|, largest |input|)) in units of the dtype's unit roundoff u, worst "
-      "variant; a stable algorithm stays near 1 (up to ~n for long reductions).\n")
+      "variant; a stable algorithm stays near 1 (up to ~n for long reductions). *grad* columns: the worst "
+      "condition-aware error of the gradient (next section).\n")
+    _md_condition(a, ctx)
     a("## Findings, ranked by severity\n")
     bs = ", ".join(f"{v} {k}" for k, v in ctx["by_severity"].items())
-    a(f"{ctx['n_findings']} findings ({bs}). Non-finite mismatches first, then invariant violations, then errors "
-      f"that are large against the problem's scale (|y - y*| >= {ctx['scaled_finding']:g} u max(|y*|, largest |input|): "
-      "what the algorithm adds), then the rest: ULP errors "
+    a(f"{ctx['n_findings']} findings ({bs}). Non-finite mismatches first, then invariant violations "
+      "(and flushed or boundary gradient components), then errors "
+      f"that are large against the problem's scale (|y - y*| >= {ctx['scaled_finding']:g} u max(|y*|, largest |input|); "
+      f"gradients: condition-aware error >= {ctx['cae_finding']:g}: what the algorithm adds), then the rest: ULP errors "
       f">= {ctx['ulp_finding']:g} on outputs that cancel to near 0 or underflow, which any float algorithm loses "
       "(absolute error and amplification shown). Non-finite and invariant findings are merged over a backend's "
       "variants and dtypes. Each input was found by the search or the corpus, shrunk to a minimal reproducer, and "
@@ -193,9 +228,15 @@ def markdown(ctx) -> str:
           f"{'; the hypothesis search hit this too' if fnd['by_search'] else ''}): `{fnd['input']}`")
         if "," in fnd["dtypes"]:
             a(f"- seen in {fnd['dtypes']}; shown for {fnd['dtype']}")
-        a(f"- computed {fnd['computed']}, exact (rounded to {fnd['dtype']}) {fnd['expected']}; "
-          f"error {fnd['ulp']} ULP, relative {fnd['rel']}, absolute {fnd['abs']}, {fnd['scaled']} u of the "
-          f"problem's scale; amplification {fnd['amplification']}")
+        if fnd["is_grad"]:
+            a(f"- cotangent: `{fnd['cotangent']}`; gradient through `{fnd['how']}`")
+            a(f"- computed d/d{fnd['arg']} = {fnd['computed']}, exact (rounded to {fnd['dtype']}) {fnd['expected']}; "
+              f"error {fnd['ulp']} ULP, relative {fnd['rel']}, absolute {fnd['abs']}; condition number kappa "
+              f"{fnd['kappa']}, condition-aware error {fnd['cae']}")
+        else:
+            a(f"- computed {fnd['computed']}, exact (rounded to {fnd['dtype']}) {fnd['expected']}; "
+              f"error {fnd['ulp']} ULP, relative {fnd['rel']}, absolute {fnd['abs']}, {fnd['scaled']} u of the "
+              f"problem's scale; amplification {fnd['amplification']}")
         if fnd["snippet"] and len(fnd["snippet"]) > MD_SNIPPET_MAX:
             a(f"- reproducer ({fnd['snippet_kind']}, {'verified' if fnd['reproduced'] else 'NOT verified'}): "
               f"{len(fnd['snippet'])} characters (long input), in report.html\n")
@@ -235,6 +276,20 @@ def markdown(ctx) -> str:
             a(f"| {r['backend']} | {r['variant']} | {r['dtype']} | {r['examples']} | {r['max_ulp']} | {r['p99_ulp']} | "
               f"{r['max_rel']} | {r['max_abs']} | {_md(r['nonfinite'])} | {_md(r['invariants'])} |")
         a("")
+        if pq["grad_rows"]:
+            a("Gradients (VJP through autodiff against the exact derivative):\n")
+            a("| backend | variant | dtype | autodiff | inputs | max ULP | p99 ULP | max cae | p99 cae | flushed | "
+              "boundary | non-finite | arguments |")
+            a("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+            for r in pq["grad_rows"]:
+                if r["status"] != "ok":
+                    a(f"| {r['backend']} | {r['variant']} | {r['dtype']} | - | - | {_md(r['status'])}: "
+                      f"{_md(r['reason'])[:120]} | | | | | | | |")
+                    continue
+                a(f"| {r['backend']} | {r['variant']} | {r['dtype']} | {_md(r['how'])} | {r['examples']} | "
+                  f"{r['max_ulp']} | {r['p99_ulp']} | {r['max_cae']} | {r['p99_cae']} | {r['flushed']} | "
+                  f"{r['boundary']} | {_md(r['nonfinite'])} | {_md(r['args'])} |")
+            a("")
     a("## The seeds' worked examples\n")
     e = ctx["errata"]
     if e.get("available") and e.get("rows"):
@@ -268,6 +323,33 @@ def markdown(ctx) -> str:
         for k, why in ctx["errors"]:
             a(f"- {k}: {_md(why)}")
     return "\n".join(L) + "\n"
+
+
+def _md_condition(a, ctx):
+    a("## Gradients and the condition-aware error\n")
+    a(f"{ctx['n_grad_cells']} gradient cells: every float argument's gradient of every torch and JAX op, taken "
+      "with the framework's autodiff (torch.autograd.grad, jax.vjp under jax.jit) with a fixed cotangent, is "
+      "compared with the exact vector-Jacobian product (closed forms evaluated at high precision, correctly "
+      "rounded). Besides ULP and relative error, each component gets a componentwise relative condition number "
+      "kappa = N / |g*|, N = sum_j |dg/dx_j| |x_j| (from the exact second derivatives), and the *condition-aware "
+      "error* cae = |g - g*| / (u (N + |g*|)): perturbing every input by a relative u moves g* by up to about "
+      "u N, so any algorithm working in the dtype may be that wrong. cae of order 1 (a modest multiple for long "
+      "sums) is the conditioning of the problem; a large cae is error the algorithm adds. Gradient findings: "
+      "non-finite gradients where the exact derivative is finite, components flushed to 0 where the exact "
+      "derivative is a nonzero number of the dtype, finite values where it is infinite (a domain boundary), and "
+      f"cae >= {ctx['cae_finding']:g}.\n")
+    ex = ctx["condition_examples"]
+    if ex:
+        a("Worked example (computed for this report):\n")
+        a("| example | algorithm | computed | exact | ULP | relative | N | kappa | cae | verdict |")
+        a("|---|---|---|---|---|---|---|---|---|---|")
+        for r in ex:
+            a(f"| {_md(r['name'])} | `{_md(r['algorithm'])}` | {r['computed']} | {r['exact']} | {r['ulp']} | "
+              f"{r['rel']} | {r['sensitivity']} | {r['kappa']} | {r['cae']} | {r['verdict']} |")
+        a("\nThe log_softmax error of hundreds of ULPs is forced: y_i = -log 2, dy_i/dz_j = delta_ij - 1/2, so "
+          "N = 1000 and kappa = 1000 / log 2; the max-shifted algorithm's only error is the rounding of "
+          "logsumexp, and cae < 1. The softplus error is the algorithm's: 1 + exp(-20) rounds to 1 in float32 "
+          "and the result is 0 (relative error 1) while kappa is only 20; log1p(exp(x)) is correct.\n")
 
 
 # ---------------------------------------------------------------- HTML

@@ -1,10 +1,15 @@
 """What the report shows, derived from a results document (JSON) only.
 
-* :func:`matrix` -- quantity x (backend, dtype) summary: worst max ULP over variants, non-finite flag;
+* :func:`matrix` -- quantity x (backend, dtype, kind) summary: worst max ULP over variants (and, for
+  gradient cells, the worst condition-aware error as the second figure), non-finite flag;
+* :func:`columns` -- the matrix columns: forward values of every backend, then the gradients of the
+  backends with autodiff;
 * :func:`findings` -- ranked by practical severity (DESIGN): non-finite mismatches first, then
   invariant violations, then ULP errors on well-conditioned outputs (reference amplification
   scale/|value| <= ``WELL_CONDITIONED``), then the rest (errors the problem's cancellation forces);
-  identical findings of several variants of one backend are merged;
+  identical findings of several variants of one backend are merged; gradient findings (non-finite
+  gradients, flushed components and boundary values, condition-aware error >= ``CAE_FINDING``) are
+  ranked in the same tiers;
 * :func:`quantity_rows`, :func:`panel_rows` -- the per-quantity and FP16/BF16/FP32 softmax tables.
 """
 from __future__ import annotations
@@ -15,8 +20,11 @@ import math
 ULP_FINDING = 16.0        # a cell's worst ULP error is a finding from this size on
 SCALED_FINDING = 16.0     # ... and its error relative to the problem's scale (in units u) from this size on
 WELL_CONDITIONED = 64.0   # amplification bound (reference scale / |value|) shown beside each figure
-SEVERITY = ("non-finite", "invariant", "accuracy (large against the problem's scale)",
-            "accuracy (cancellation or underflow)")
+CAE_FINDING = 1024.0      # a gradient's condition-aware error is a finding from this size on (10 bits lost
+                          # beyond what the problem's conditioning forces)
+SEVERITY = ("non-finite", "invariant, flushed or boundary gradient",
+            "accuracy (large against the problem's scale or conditioning)", "accuracy (cancellation or underflow)")
+KINDS = ("value", "grad")
 DTYPE_ORDER = ("float16", "bfloat16", "float32", "float64")
 
 
@@ -56,12 +64,23 @@ def fmt_exact(x) -> str:
     return repr(x)
 
 
-def backends_of(doc):
+def is_grad(c) -> bool:
+    return c.get("kind") == "grad"
+
+
+def value_cells(doc) -> dict:
+    return {k: c for k, c in doc["cells"].items() if not is_grad(c)}
+
+
+def backends_of(doc, kind=None):
     order = list(doc.get("config", {}).get("backends") or [])
     for c in doc["cells"].values():
         if c["backend"] not in order:
             order.append(c["backend"])
-    return order
+    if kind is None:
+        return order
+    have = {c["backend"] for c in doc["cells"].values() if (c.get("kind") or "value") == kind}
+    return [b for b in order if b in have]
 
 
 def quantities_of(doc):
@@ -77,11 +96,25 @@ def dtypes_of(doc):
     return [d for d in DTYPE_ORDER if d in ds]
 
 
+def columns(doc) -> list:
+    """[(backend, dtype, kind)]: forward values of every backend, then gradients (kind "grad")."""
+    ds = dtypes_of(doc)
+    return [(b, d, k) for k in KINDS for b in backends_of(doc, k) for d in ds]
+
+
+def column_label(b, d, kind) -> str:
+    short = d.replace("bfloat16", "bf16").replace("float", "f")
+    return f"{b} {short}" if kind == "value" else f"{b} grad {short}"
+
+
 def matrix(doc) -> dict:
-    """{(quantity, backend, dtype): {max_ulp, nonfinite, invariant, status, variants, examples}}."""
+    """{(quantity, backend, dtype, kind): {max_ulp, max_scaled, nonfinite, invariant, status, variants,
+    examples}}; for gradient cells ``max_scaled`` is the worst condition-aware error and
+    ``invariant`` counts flushed components."""
     out = {}
     for c in doc["cells"].values():
-        k = (c["quantity"], c["backend"], c["dtype"])
+        kind = c.get("kind") or "value"
+        k = (c["quantity"], c["backend"], c["dtype"], kind)
         e = out.setdefault(k, {"max_ulp": None, "max_scaled": None, "nonfinite": 0, "invariant": 0,
                                "status": "unsupported",
                                "variants": 0, "examples": 0, "reasons": []})
@@ -93,10 +126,10 @@ def matrix(doc) -> dict:
         e["examples"] += c["examples"]
         mu = f(c["max_ulp"])
         e["max_ulp"] = mu if e["max_ulp"] is None else max(e["max_ulp"], mu)
-        ms = f(c.get("max_scaled")) or 0.0
+        ms = f(c.get("max_cae") if kind == "grad" else c.get("max_scaled")) or 0.0
         e["max_scaled"] = ms if e["max_scaled"] is None else max(e["max_scaled"], ms)
         e["nonfinite"] += c["nonfinite_total"]
-        e["invariant"] += c.get("invariant_total", 0)
+        e["invariant"] += c.get("flushed", 0) if kind == "grad" else c.get("invariant_total", 0)
     return out
 
 
@@ -125,6 +158,9 @@ def findings(doc) -> list:
     for key, c in doc["cells"].items():
         if c["status"] != "ok":
             continue
+        if is_grad(c):
+            raw += _grad_findings(key, c)
+            continue
         big_scaled = (f(c.get("max_scaled")) or 0.0) >= SCALED_FINDING
         for metric in ("nonfinite", "invariant", "scaled", "ulp"):
             w = (c.get("worst") or {}).get(metric)
@@ -150,13 +186,14 @@ def findings(doc) -> list:
     merged = {}
     for r in raw:
         c, case = r["cell"], r["case"]
-        if r["metric"] in ("nonfinite", "invariant"):
+        if r["metric"] in ("nonfinite", "invariant", "grad_nonfinite", "grad_flushed"):
             # one behaviour of one backend: merged over its variants and dtypes
-            sig = (c["quantity"], c["backend"], c["device"], r["metric"], r["klass"])
+            sig = (c["quantity"], c["backend"], c["device"], r["metric"], r["klass"], case.get("arg"))
         else:
             sig = (c["quantity"], c["backend"], c["dtype"], c["device"], r["metric"],
                    json.dumps(case.get("args"), sort_keys=True), json.dumps(case.get("computed")))
-        r["by_search"] = bool((c.get("search_hits") or {}).get(r["klass"])) if r["metric"] != "ulp" else \
+        r["by_search"] = bool((c.get("search_hits") or {}).get(r["klass"])) \
+            if r["metric"] not in ("ulp", "scaled", "grad_cae", "grad_ulp") else \
             str(r["original"].get("source", "")).startswith("search")
         if sig in merged:
             m = merged[sig]
@@ -187,6 +224,46 @@ def findings(doc) -> list:
     return out
 
 
+GRAD_BOUNDARY = "finite_expected_nonfinite"
+
+
+def _grad_findings(key, c) -> list:
+    """Findings of one gradient cell: non-finite gradients (tier 0), flushed components and finite
+    values where the exact derivative is infinite (tier 1), condition-aware error >= CAE_FINDING
+    (tier 2), and ULP errors >= ULP_FINDING where no condition was computed (tier 3)."""
+    out = []
+    for metric, w in (c.get("worst") or {}).items():
+        if not w:
+            continue
+        case = _case(w)
+        klass = w.get("class", "")
+        if metric == "nonfinite":
+            sev = 1 if klass == GRAD_BOUNDARY else 0
+            score = c["nonfinite"].get(klass, c["nonfinite_total"])
+        elif metric == "flushed":
+            sev, score = 1, c.get("flushed", 0)
+        elif metric == "cae":
+            score = f(case.get("cae")) or f(w.get("value")) or 0.0
+            if score < CAE_FINDING:
+                continue
+            sev = 2
+        else:
+            # ULP only where no condition was computed (long units) and the exact component is nonzero
+            if f(case.get("ulp")) is None or f(case.get("ulp")) < ULP_FINDING or f(case.get("cae")) is not None \
+                    or case.get("kappa") is not None or not f(case.get("expected")):
+                continue
+            sev, score = 3, f(case.get("ulp"))
+        out.append({"key": key, "cell": c, "metric": "grad_" + metric, "severity": sev,
+                    "severity_name": SEVERITY[sev], "score": score, "case": case, "original": w, "klass": klass,
+                    "amplification": f(case.get("kappa"))})
+    return out
+
+
+GRAD_TEXT = {
+    "flushed": "gradient component flushed to 0 where the exact derivative is a nonzero {dtype} number",
+    GRAD_BOUNDARY: "finite gradient where the exact derivative is infinite (domain boundary)",
+}
+
 NONFINITE_TEXT = {
     "overflow": "+-inf where the exact value is finite (overflow)",
     "log_of_underflow": "+-inf where the exact value is finite (log of a value that underflowed to 0)",
@@ -200,6 +277,18 @@ NONFINITE_TEXT = {
 def title(r) -> str:
     c = r["cell"]
     who = f"{c['backend']} {'/'.join(r['variants'])}"
+    if r["metric"].startswith("grad_"):
+        m, case = r["metric"][5:], r["case"]
+        if m == "nonfinite":
+            what = GRAD_TEXT.get(r["klass"]) or NONFINITE_TEXT.get(r["klass"], r["klass"])
+        elif m == "flushed":
+            what = GRAD_TEXT["flushed"].format(dtype=c["dtype"])
+        elif m == "cae":
+            what = (f"condition-aware error {fmt_num(case.get('cae'))} ({fmt_num(case.get('ulp'))} ULP, "
+                    f"kappa {fmt_num(case.get('kappa'))})")
+        else:
+            what = f"{fmt_num(case.get('ulp'))} ULP error"
+        return f"{c['quantity']} gradient d/d{case.get('arg')} [{', '.join(r.get('dtypes') or [c['dtype']])}] {who}: {what}"
     if r["metric"] == "nonfinite":
         what = NONFINITE_TEXT.get(r["klass"], r["klass"])
     elif r["metric"] == "invariant":
@@ -239,8 +328,8 @@ def _flatten(v):
     return [v]
 
 
-def quantity_rows(doc, quantity) -> list:
-    rows = [c for c in doc["cells"].values() if c["quantity"] == quantity]
+def quantity_rows(doc, quantity, kind="value") -> list:
+    rows = [c for c in doc["cells"].values() if c["quantity"] == quantity and (c.get("kind") or "value") == kind]
     order = {b: i for i, b in enumerate(backends_of(doc))}
     rows.sort(key=lambda c: (order.get(c["backend"], 99), c["variant"],
                              DTYPE_ORDER.index(c["dtype"]) if c["dtype"] in DTYPE_ORDER else 9, c["device"]))
@@ -258,5 +347,5 @@ def panel_rows(doc) -> dict:
     return {"panel": p, "table": table}
 
 
-__all__ = ["matrix", "findings", "quantity_rows", "panel_rows", "fmt_num", "fmt_exact", "ulp_class",
-           "describe_input", "ULP_FINDING", "SEVERITY"]
+__all__ = ["matrix", "columns", "column_label", "findings", "quantity_rows", "panel_rows", "fmt_num", "fmt_exact",
+           "ulp_class", "describe_input", "is_grad", "ULP_FINDING", "CAE_FINDING", "SEVERITY"]

@@ -30,20 +30,20 @@ def summary_matrix(doc, path, metric="max_ulp"):
     import numpy as np
 
     mat = M.matrix(doc)
-    qs, bs, ds = M.quantities_of(doc), M.backends_of(doc), M.dtypes_of(doc)
-    cols = [(b, d) for b in bs for d in ds]
+    qs = M.quantities_of(doc)
+    cols = M.columns(doc)
     data = np.full((len(qs), len(cols)), np.nan)
     for i, q in enumerate(qs):
-        for j, (b, d) in enumerate(cols):
-            e = mat.get((q, b, d))
+        for j, (b, d, k) in enumerate(cols):
+            e = mat.get((q, b, d, k))
             if e and e["status"] == "ok" and e[metric] is not None:
                 data[i, j] = math.log10(max(e[metric], 0.1))
     fig, ax = plt.subplots(figsize=(2 + 0.55 * len(cols), 1.2 + 0.32 * len(qs)))
     cmap = plt.get_cmap("RdYlGn_r").with_extremes(bad="#dddddd")
     im = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, vmin=-1, vmax=8, aspect="auto")
     for i, q in enumerate(qs):
-        for j, (b, d) in enumerate(cols):
-            e = mat.get((q, b, d))
+        for j, (b, d, k) in enumerate(cols):
+            e = mat.get((q, b, d, k))
             if not e or e["status"] != "ok":
                 ax.text(j, i, "n/a", ha="center", va="center", fontsize=6, color="#666")
                 continue
@@ -55,15 +55,17 @@ def summary_matrix(doc, path, metric="max_ulp"):
     ax.set_yticks(range(len(qs)))
     ax.set_yticklabels(qs, fontsize=7)
     ax.set_xticks(range(len(cols)))
-    ax.set_xticklabels([f"{b}\n{d.replace('float', 'f').replace('bfloat16', 'bf16')}" for b, d in cols],
-                       fontsize=6.5)
+    ax.set_xticklabels([M.column_label(b, d, k).replace(" ", "\n", 1) for b, d, k in cols], fontsize=6.5)
     ax.xaxis.tick_top()
-    for k in range(1, len(bs)):
-        ax.axvline(k * len(ds) - 0.5, color="white", lw=2)
+    for j in range(1, len(cols)):
+        if cols[j][:1] != cols[j - 1][:1] or cols[j][2] != cols[j - 1][2]:
+            ax.axvline(j - 0.5, color="white" if cols[j][2] == cols[j - 1][2] else "black", lw=2)
     cb = fig.colorbar(im, ax=ax, fraction=0.025, pad=0.01)
-    what = "max ULP error" if metric == "max_ulp" else "max error relative to the problem's scale (units of u)"
+    what = "max ULP error" if metric == "max_ulp" else \
+        "max error relative to the problem's scale (gradients: condition-aware error), units of u"
     cb.set_label(f"log10({what}), worst variant", fontsize=7)
-    ax.set_title(f"{what} per quantity x backend x dtype (NF: non-finite mismatch found)", fontsize=9, pad=28)
+    ax.set_title(f"{what} per quantity x backend x dtype; 'grad' columns: gradients through autodiff "
+                 "(NF: non-finite mismatch found)", fontsize=9, pad=28)
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
