@@ -271,6 +271,91 @@ def test_round_exact_avoids_default_precision_double_rounding():
     assert ac.round_exact(x, ac.FORMATS["float32"]) == 1.0 + 2.0 ** -23
 
 
+def _certified_and_decided(name, *args):
+    """Reference decided everywhere (no undecided flag) and arb decides and agrees everywhere."""
+    ref = reference.evaluate(name, *args)
+    assert not np.asarray(ref.undecided).any(), f"{name}: reference undecided"
+    res = ac.check(name, *args, ref=ref)
+    assert res.n_wrong == 0 and res.undecided == [], res.summary()
+    return ref
+
+
+# z_1 - m = -(2^33 + 2^10 - 3 * 2^-20) is a float64 midpoint (54 significant bits); the exact value
+# lies beyond it by log1p(e^-8.6e9), so it rounds *away* from the tie-to-even neighbour. Such
+# elements were flagged undecided: engine._decided rounded the ends of the error interval at the
+# working precision, back onto the midpoint.
+TIE_ROW = np.array([[2.0 ** 33 + 2.0 ** 10, 3 * 2.0 ** -20]], dtype=F32)
+TIE_ABS = 2.0 ** 33 + 2.0 ** 10 - 2.0 ** -19  # the odd neighbour (ties-to-even would pick - 2^-18)
+
+
+def test_float64_tie_plus_tiny_correction_is_decided():
+    for ex in (reference.evaluate("log_softmax", TIE_ROW), reference.evaluate_mpmath("log_softmax", TIE_ROW)):
+        assert not ex.undecided.any()
+        assert ex.hi[0, 1] == -TIE_ABS
+    _certified_and_decided("log_softmax", TIE_ROW)
+    ce = _certified_and_decided("cross_entropy", TIE_ROW, np.array([1]))
+    assert ce.hi[0] == TIE_ABS
+
+
+def test_bce_with_logits_has_no_softplus_minus_tz_cancellation():
+    # softplus(z) - t z = (1 - t) z + log1p(e^-z) for z > 0, -t z + log1p(e^z) otherwise
+    z = np.array([1.196937196089674e+38, 391604850393088.0, -162462711808.0, 2.2300349e19], dtype=F32)
+    t = np.array([1.0, 0.007607049774378538, 1.6815581571897805e-44, 1.0], dtype=F32)
+    ref = _certified_and_decided("binary_cross_entropy_with_logits", z, t)
+    assert ref.hi[0] == 0.0 and math.copysign(1, ref.hi[0]) == 1  # e^-1.2e38 > 0 rounds to +0
+    assert ref.lo[0] > 0  # ... and its remainder keeps the sign
+
+
+def test_softplus_of_a_bfloat16_midpoint_rounds_up():
+    # x = 2^100 (1 + 2^-8) is a bfloat16 tie (ties-to-even: 2^100); softplus(x) = x + e^-1.3e30
+    # lies beyond it, log_sigmoid(-x) = -softplus(x) too. Both were undecided at MAX_PREC (and
+    # log_sigmoid's negation rounded the reference's x + tiny stand-in back onto the tie)
+    x = np.array([2.0 ** 100 * (1 + 2.0 ** -8)], dtype=F32)
+    for name, arg, sign in (("softplus", x, 1), ("log_sigmoid", -x, -1)):
+        ref = _certified_and_decided(name, arg)
+        assert ref.hi[0] == sign * float(x[0])
+        assert ref.rounded("bfloat16")[0] == sign * 2.0 ** 100 * (1 + 2.0 ** -7), name
+
+
+def test_kl_of_logits_student_mass_where_teacher_has_none():
+    # T = 0.7, student dominant at a logit gap ~1.2e4 where the teacher is not: in the
+    # shift-invariant form 1 + sum pb expm1(e) ~ e^-17455, which arb cannot separate from 0 below
+    # ~25,000 bits (it reported these as undecided at 4,096); arb_check keeps the narrower of that
+    # ball and the direct sum pa (la - lb), which is tight here.
+    zs = np.array([[12218.96875, 0.0, -18.65822410583496],
+                   [7145.033203125, -580.42529296875, 331.6971130371094]], dtype=F32)
+    zt = np.array([[-774.2650756835938, 114.59814453125, 0.0],
+                   [1.0033259391784668, -7.910557270050049, 477.5669250488281]], dtype=F32)
+    ref = _certified_and_decided("distillation_loss", zs, zt, 0.7)
+    assert ref.hi[0] > 8000 and ref.hi[1] > 4000
+
+
+def test_kl_of_logits_full_float32_range():
+    # logit gaps ~6e38 / T: arb_check used to abort the process inside GMP (an exact mpmath sum of
+    # a ball's mid and radius ~5.8e31 binary orders apart, in ball_ends)
+    inf = math.inf
+    zs = np.array([[4.535502910614014, -487.32147216796875, 4.17169500009608e+18, -25.33165740966797],
+                   [3.0e38, -3.0e38, 0.0, 1.0]], dtype=F32)
+    zt = np.array([[-inf, 8.454082489013672, 140611667623936.0, -2.829034632203717e+31],
+                   [-3.0e38, 3.0e38, 1.0, 0.0]], dtype=F32)
+    ref = _certified_and_decided("distillation_loss", zs, zt, 0.7)
+    # both put all mass on the same entry up to e^-5.9e18: KL > 0 but below 2^-1075, so +0 in
+    # every format (the reference proves the bound, Gibbs gives the sign)
+    assert ref.hi[0] == 0.0 and ref.lo[0] > 0
+    _certified_and_decided("rlhf_kl_penalty", zs, zt, 0.05)
+    neg = _certified_and_decided("rlhf_kl_penalty", zs, zt, -0.05)
+    assert math.copysign(1, neg.hi[0]) == -1
+
+
+def test_kl_of_logits_equal_masked_rows_are_exact_zero():
+    inf = math.inf
+    za = np.array([[-inf, 1.0, 2.0, 5.0]], dtype=F32)
+    zb = np.array([[-inf, 3.0, 4.0, 7.0]], dtype=F32)  # same mask, za - zb = -2 on the rest
+    for name, args in (("distillation_loss", (za, zb, 0.7)), ("rlhf_kl_penalty", (za, zb, 0.05))):
+        ref = _certified_and_decided(name, *args)
+        assert ref.hi[0] == 0 and ref.lo[0] == 0, name
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(Q.REGISTRY))
 def test_bigger_random_sweep(name):

@@ -10,21 +10,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import mpmath
 import numpy as np
 from mpmath import mp
 
-from .engine import Exact, evaluate_unit, hi_lo
+from .engine import Exact, _to_mp, evaluate_unit, hi_lo
 
 __all__ = ["Exact", "evaluate", "evaluate_mpmath"]
-
-
-def _to_mp(x):
-    if isinstance(x, (list, tuple)):
-        return [_to_mp(v) for v in x]
-    if isinstance(x, int) and not isinstance(x, bool):
-        return x
-    return mpmath.mpf(x)
 
 
 def _freeze(x):

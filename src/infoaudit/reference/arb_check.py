@@ -164,40 +164,54 @@ def a_label_smoothing_cross_entropy(z, y, eps):
 
 
 def _kl_logits(za, zb, T):
+    """KL(softmax(za / T) || softmax(zb / T)) as a ball intersected with [0, inf) (Gibbs).
+
+    Two enclosures, the narrower one kept (both are certified, so either may be used):
+
+    * direct: sum_{pa_i > 0} pa_i (la_i - lb_i), log-softmaxes la, lb with la_i - lb_i formed as
+      (za_i - zb_i) / T - (lse_a - lse_b), the difference za_i - zb_i exact. Tight unless KL is
+      tiny next to its terms (pa = pb up to e^-1e4).
+    * shift-invariant (no masks): sum pa_i e_i - log1p(sum pb_j expm1(e_j)), e = (d - d_k) / T.
+      Tight when KL is tiny, but when the student puts almost all mass where the teacher does not
+      (1 + sum pb expm1(e) ~ e^-17000 at logit gaps ~1e4, T = 0.7) the log1p argument's ball
+      contains -1 up to ~24,000 bits and the enclosure is useless: the direct form decides those.
+
+    Exact 0 exactly when pa = pb: the same entries masked and za - zb constant on the others.
+    """
     if any(math.isnan(v) for v in za + zb) or math.isnan(T):
         return NAN
     if any(v == INF for v in za + zb):
         return NAN
     if all(v == -INF for v in za) or all(v == -INF for v in zb):
         return NAN
-    Ta = _a(T)
-    if any(v == -INF for v in za + zb):
-        la_all = _lse_scaled(za, Ta)
-        lb_all = _lse_scaled(zb, Ta)
-        total = arb(0)
-        for a, b in zip(za, zb):
-            if a == -INF:
-                continue
-            if b == -INF:
-                return INF
-            la = _a(a) / Ta - la_all
-            lb = _a(b) / Ta - lb_all
-            total += la.exp() * (la - lb)
-        return total
-    # shift-invariant form, exact 0 when za - zb is constant
-    d = [_a(a) - _a(b) for a, b in zip(za, zb)]
-    k = max(range(len(za)), key=lambda i: za[i])
-    diffs = [mpmath.fsub(a, b, exact=True) for a, b in zip(za, zb)]
-    if all(x == diffs[k] for x in diffs):
+    fin = [i for i, a in enumerate(za) if a != -INF]
+    if any(zb[i] == -INF for i in fin):
+        return INF  # pa_i > 0 = pb_i
+    diffs = {i: mpmath.fsub(za[i], zb[i], exact=True) for i in fin}
+    masks_equal = all((a == -INF) == (b == -INF) for a, b in zip(za, zb))
+    if masks_equal and all(diffs[i] == diffs[fin[0]] for i in fin):
         return ZERO
-    e = [(di - d[k]) / Ta for di in d]
+    Ta = _a(T)
     la_all = _lse_scaled(za, Ta)
     lb_all = _lse_scaled(zb, Ta)
-    pa = [(_a(v) / Ta - la_all).exp() for v in za]
-    pb = [(_a(v) / Ta - lb_all).exp() for v in zb]
-    first = sum((p * ei for p, ei in zip(pa, e)), arb(0))
-    inner = sum((p * ei.expm1() for p, ei in zip(pb, e)), arb(0))
-    return first - inner.log1p()
+    shift = la_all - lb_all
+    direct = arb(0)
+    for i in fin:
+        la = _a(za[i]) / Ta - la_all
+        direct += la.exp() * (_arb_exact(diffs[i]) / Ta - shift)
+    best = direct
+    if masks_equal and len(fin) == len(za):
+        k = max(range(len(za)), key=lambda i: za[i])
+        dk = diffs[k]
+        e = [_arb_exact(mpmath.fsub(diffs[i], dk, exact=True)) / Ta for i in range(len(za))]
+        pa = [(_a(v) / Ta - la_all).exp() for v in za]
+        pb = [(_a(v) / Ta - lb_all).exp() for v in zb]
+        first = sum((p * ei for p, ei in zip(pa, e)), arb(0))
+        inner = sum((p * ei.expm1() for p, ei in zip(pb, e)), arb(0))
+        si = first - inner.log1p()
+        if si.is_finite() and (not best.is_finite() or si.rad() < best.rad()):
+            best = si
+    return best.nonnegative_part()
 
 
 def _lse_scaled(z, Ta):
@@ -260,13 +274,23 @@ def a_sigmoid(x):
     return [1 / (1 + (-_a(x)).exp())]
 
 
+def _softplus_shifted(x):
+    """softplus(x); for x > 0 as Shifted(x, log1p(e^-x)): x + e^-4.7e32 at a bfloat16 midpoint x
+    is decided by the correction's sign, which no ball around the sum could show."""
+    if not math.isnan(x) and 0 < x < INF:
+        return Shifted(_mp(x), (-_a(x)).exp().log1p())
+    return _softplus(x)
+
+
 def a_softplus(x):
-    return [_softplus(x)]
+    return [_softplus_shifted(x)]
 
 
 def a_log_sigmoid(x):
-    v = _softplus(-x)
-    return [-v if _is_special(v) else -v]
+    v = _softplus_shifted(-x)
+    if isinstance(v, Shifted):
+        return [Shifted(mpmath.fneg(v.base, exact=True), -v.corr)]
+    return [-v]
 
 
 def a_binary_cross_entropy_with_logits(z, t):
@@ -276,7 +300,16 @@ def a_binary_cross_entropy_with_logits(z, t):
         return [ZERO if t == 1 else INF]
     if z == -INF:
         return [ZERO if t == 0 else INF]
-    return [_softplus(z) - _a(t) * _a(z)]
+    # exact part a = (1 - t) z (z > 0) or -t z (z <= 0) plus log1p(e^-|z|) > 0, as a Shifted pair:
+    # softplus(z) - t z formed in a ball loses everything when t = 1, z = 1e38 (value e^-1e38)
+    mz, mt = _mp(z), _mp(t)
+    if z > 0:
+        base = mpmath.fmul(mpmath.fsub(1, mt, exact=True), mz, exact=True)
+        corr = (-_a(z)).exp().log1p()
+    else:
+        base = mpmath.fneg(mpmath.fmul(mt, mz, exact=True), exact=True)
+        corr = _a(z).exp().log1p()
+    return [Shifted(base, corr)]
 
 
 def _xlogy(x, y):
@@ -507,14 +540,28 @@ def _decide(v, dtype):
 def ball_ends(v):
     """Ends (mid - rad, mid + rad) of an arb ball as mpf values, never narrower than the ball.
 
-    Exact where the sum fits in memory; where mid and rad are exponents apart (a value like
-    exp(-3e38) with a radius far below it) the ends are rounded outwards at 512 bits instead.
+    Exact where mid and rad are fewer than 4096 binary orders apart; otherwise (a value like
+    exp(-3e38) with a radius far below it, or an O(1) sum whose radius carries e^-4e31) the ends
+    are rounded outwards at 64 bits beyond the longer mantissa: a superset of the ball that can
+    only leave an element undecided, never decide it wrongly.
     """
     m, r = _to_mpf(v.mid()), _to_mpf(v.rad())
-    try:
-        return mpmath.fsub(m, r, exact=True), mpmath.fadd(m, r, exact=True)
-    except OverflowError:
-        return (mpmath.fsub(m, r, prec=512, rounding="d"), mpmath.fadd(m, r, prec=512, rounding="u"))
+    if not r:
+        return m, m
+    if not m:
+        return -r, r
+    # exact when the span of the two fits in ``prec`` bits, otherwise rounded outwards; never an
+    # exact sum across a gap of ~1e38 bits (a ball like e^-4e31 +- 2^-128 next to O(1) terms:
+    # gmpy2 would abort the whole process with "overflow in mpz type")
+    top = max(_top_exp(m), _top_exp(r))
+    low = min(int(m._mpf_[2]), int(r._mpf_[2]))
+    prec = top - low + 2 if top - low < 4096 else max(int(m._mpf_[3]), int(r._mpf_[3])) + 64
+    return mpmath.fsub(m, r, prec=prec, rounding="d"), mpmath.fadd(m, r, prec=prec, rounding="u")
+
+
+def _top_exp(x):
+    """floor(log2 |x|) + 1 of a nonzero finite mpf."""
+    return int(x._mpf_[2]) + int(x._mpf_[3])
 
 
 def round_exact(x, f):

@@ -46,7 +46,7 @@ import numpy as np
 from mpmath import mp
 
 from . import formulas as F
-from .engine import Exact, evaluate_unit, hi_lo
+from .engine import Exact, _to_mp, evaluate_unit, hi_lo
 
 INF, NINF, NAN = mpmath.inf, mpmath.ninf, mpmath.nan
 EXACT_PREC = 2300  # exact sums/differences of float64 values fit in this many bits
@@ -673,14 +673,6 @@ def default_cotangent(q, shape) -> np.ndarray:
     i = np.arange(n)[None, :]
     b = np.arange(rows)[:, None]
     return (((3 * i + 5 * b) % 9 - 4) / 4.0).reshape(shape)
-
-
-def _to_mp(x):
-    if isinstance(x, (list, tuple)):
-        return [_to_mp(v) for v in x]
-    if isinstance(x, int) and not isinstance(x, bool):
-        return x
-    return mpmath.mpf(x)
 
 
 def _freeze(x):

@@ -30,6 +30,16 @@ TARGET_BITS = 112
 GUARD = 12
 
 
+def _to_mp(x):
+    """A unit's input as mpmath values: floats (and float arrays' elements) exactly as mpf,
+    lists/tuples element by element, Python ints (labels) unchanged."""
+    if isinstance(x, (list, tuple)):
+        return [_to_mp(v) for v in x]
+    if isinstance(x, int) and not isinstance(x, bool):
+        return x
+    return mpmath.mpf(x)
+
+
 def _same(a, b) -> bool:
     if mpmath.isnan(a) or mpmath.isnan(b):
         return bool(mpmath.isnan(a) and mpmath.isnan(b))
@@ -50,14 +60,21 @@ def _decided(v_lo, v_hi, scale, prec) -> bool:
     err = mpmath.mpf(scale) * mpmath.ldexp(1, GUARD - prec)
     if err > abs(v_hi) * mpmath.ldexp(1, -TARGET_BITS):
         return False
+    # The ends of the error interval, rounded outwards at a precision that holds v_hi: v_hi may
+    # carry more bits than the working precision (an exact value a plus a stand-in for a tiny
+    # correction, formulas._exact_plus_small), and v_hi -+ err rounded to the working precision
+    # would fall back onto a -- a rounding boundary when a is an exact float64 tie.
+    ends_prec = max(prec, int(v_hi._mpf_[3])) + 64
+    lo_end = mpmath.fsub(v_hi, err, prec=ends_prec, rounding="d")
+    hi_end = mpmath.fadd(v_hi, err, prec=ends_prec, rounding="u")
     # Cheap sufficient test: every rounding boundary of every audited format is a number with at
     # most 54 significant bits, so an error interval strictly inside one cell of the 54-bit grid
     # (and agreeing with the lower precision's cell) holds no boundary.
-    c = _cell54(v_hi - err)
-    if c is not None and c == _cell54(v_hi + err) and c == _cell54(v_lo):
+    c = _cell54(lo_end)
+    if c is not None and c == _cell54(hi_end) and c == _cell54(v_lo):
         return True
     r = _roundings(v_hi)
-    if _roundings(v_hi - err) != r or _roundings(v_hi + err) != r:
+    if _roundings(lo_end) != r or _roundings(hi_end) != r:
         return False
     return _roundings(v_lo) == r
 

@@ -212,6 +212,10 @@ def _kl_logits(za, zb, T):
     if all(v == NINF for v in za) or all(v == NINF for v in zb):
         return [(NAN, 0)]
     if any(v == NINF for v in za) or any(v == NINF for v in zb):
+        if all((a == NINF) == (b == NINF) for a, b in zip(za, zb)):
+            d = {mpmath.fsub(a, b, exact=True) for a, b in zip(za, zb) if a != NINF}
+            if len(d) == 1:
+                return [(mpmath.mpf(0), 0)]  # same masks, za - zb constant: pa = pb exactly
         return _kl_logits_direct(za, zb, T)
     d = [mpmath.fsub(a, b, exact=True) for a, b in zip(za, zb)]
     k = max(range(len(za)), key=lambda i: za[i])
@@ -259,16 +263,39 @@ def _kl_logits_direct(za, zb, T):
     return [(mp.fsum(terms), mag * 4)]
 
 
+def _positive_below_every_format(val, scale, sign):
+    """(value, scale) of a quantity known to be sign * (a number > 0).
+
+    KL(pa || pb) > 0 whenever pa != pb (Gibbs), but when pa and pb agree up to e^-1e4 the value
+    is far below the precision the terms allow (cancellation beyond MAX_PREC bits). Once the
+    error interval proves |value| <= 2^-1075 (half the smallest float64 subnormal, a tie that
+    rounds to the even 0), every audited format rounds it to sign * 0 and its float64 hi/lo pair
+    is (+-0, +-2^-1074) whatever the value is; the stand-in sign * 2^-1100 has the same roundings
+    and the same hi/lo, with a scale small enough for the engine's relative-accuracy test.
+    """
+    if not mpmath.isfinite(val):
+        return val, scale
+    err = mpmath.mpf(scale) * mpmath.ldexp(1, GUARD_BITS - mp.prec)
+    if abs(val) + err > mpmath.ldexp(1, -1075):
+        return val, scale
+    tiny = mpmath.ldexp(sign, -1100)
+    return tiny, mpmath.ldexp(1, -1100 - 120 + mp.prec - GUARD_BITS)
+
+
 def distillation_loss(zs, zt, T):
     """T^2 * KL(softmax(zt / T) || softmax(zs / T)); teacher zt, student zs."""
     (v, s), = _kl_logits(zt, zs, T)
-    return [(T * T * v, T * T * s)]
+    if (v == 0 and s == 0) or not mpmath.isfinite(v):
+        return [(T * T * v, T * T * s)]
+    return [_positive_below_every_format(T * T * v, T * T * s, 1)]
 
 
 def rlhf_kl_penalty(z_policy, z_ref, beta):
     """beta * KL(softmax(z_policy) || softmax(z_ref)) for one token."""
     (v, s), = _kl_logits(z_policy, z_ref, mpmath.mpf(1))
-    return [(beta * v, abs(beta) * s)]
+    if beta == 0 or (v == 0 and s == 0) or not mpmath.isfinite(v):
+        return [(beta * v, abs(beta) * s)]
+    return [_positive_below_every_format(beta * v, abs(beta) * s, 1 if beta > 0 else -1)]
 
 
 # ---------------------------------------------------------------- elementwise
@@ -297,14 +324,26 @@ def _softplus(x):
     return mp.log1p(mp.exp(x))
 
 
+def _softplus_pair(x):
+    """(value, scale) of softplus(x). For x > 0 it is x (exact) + log1p(e^-x): at x = 4.7e32, a
+    bfloat16 midpoint, the sum cannot be formed at any working precision, and the sign of the
+    e^-4.7e32 decides the rounding (_exact_plus_small)."""
+    if _isnan(x) or mpmath.isinf(x):
+        return _softplus(x), 0
+    if x > 0:
+        return _exact_plus_small(x, mp.log1p(mp.exp(-x)))
+    v = mp.log1p(mp.exp(x))
+    return v, abs(v)
+
+
 def softplus(x):
-    v = _softplus(x)
-    return [(v, abs(v) if mpmath.isfinite(v) else 0)]
+    return [_softplus_pair(x)]
 
 
 def log_sigmoid(x):
-    v = -_softplus(-x)
-    return [(v, abs(v) if mpmath.isfinite(v) else 0)]
+    """-softplus(-x): for x < 0, x - log1p(e^x) with x exact (see _softplus_pair)."""
+    v, s = _softplus_pair(-x)
+    return [(mpmath.fneg(v, exact=True), s)]  # v may hold more bits than the working precision
 
 
 def binary_cross_entropy_with_logits(z, t):
@@ -316,9 +355,16 @@ def binary_cross_entropy_with_logits(z, t):
         if z == INF:
             return [(mpmath.mpf(0), 0) if t == 1 else (INF, 0)]
         return [(mpmath.mpf(0), 0) if t == 0 else (INF, 0)]
-    sp = _softplus(z)
-    tz = t * z
-    return [(sp - tz, abs(sp) + abs(tz))]
+    # softplus(z) - t z = a + log1p(exp(-|z|)) with a = (1 - t) z (z > 0) or -t z (z <= 0) exact:
+    # no cancellation between softplus(z) ~ z and t z (t = 1, z = 1e38: the value is
+    # e^-1e38, rounding to +0; z (1 - t) an exact float64 tie plus e^-z decides by the sign)
+    if z > 0:
+        a = mpmath.fmul(_one_minus(t), z, exact=True)
+        b = mp.log1p(mp.exp(-z))
+    else:
+        a = mpmath.fneg(mpmath.fmul(t, z, exact=True), exact=True)
+        b = mp.log1p(mp.exp(z))
+    return [_exact_plus_small(a, b)]
 
 
 def binary_cross_entropy(p, t):
