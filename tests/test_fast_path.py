@@ -3,7 +3,9 @@
 Wherever the fast path says ``ok``, its hi/lo must round to exactly what mpmath's value rounds to
 in every audited format (zero wrong roundings), and its lo must match to a tiny fraction of a
 float64 ULP. Escalated (not-ok) elements are counted and reported. The small versions run in
-`make test`; the >= 10^5-element sweeps per quantity and dtype are marked slow.
+`make test`; the >= 10^5-element sweeps per quantity and dtype are marked slow. Every test that
+goes through ``fast.FAST`` runs once per available engine (``engine`` fixture: the compiled numba
+kernels and the numpy passes); tests/test_reference_fast_kernels.py compares the two directly.
 """
 from __future__ import annotations
 
@@ -18,6 +20,14 @@ from infoaudit.reference import evaluate, evaluate_mpmath, fast
 pytest.importorskip("flint")  # the fast path needs python-flint (dev extra); without it mpmath answers
 
 FAST_Q = ["softmax", "log_softmax", "logsumexp", "cross_entropy"]
+ENGINES = fast.available_engines()
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request):
+    """Run the test with fast.FAST on the given engine ("numba" or "numpy")."""
+    with fast.use_engine(request.param):
+        yield request.param
 
 
 def extreme_rows(rng, B, n, dtype):
@@ -103,18 +113,18 @@ def compare_fast_to_mpmath(name, *args):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
 @pytest.mark.parametrize("name", FAST_Q)
-def test_fast_path_small(name, dtype):
+def test_fast_path_small(name, dtype, engine):
     rng = np.random.default_rng(11)
     z = extreme_rows(rng, 24, 64, dtype)
     n, esc, wrong, lo_err = compare_fast(name, *_args(name, z, rng))
-    print(f"{name} {np.dtype(dtype).name}: {n} outputs, {esc} escalated, {wrong} wrong, lo err {lo_err:.2g} ulp")
+    print(f"[{engine}] {name} {np.dtype(dtype).name}: {n} outputs, {esc} escalated, {wrong} wrong, lo err {lo_err:.2g} ulp")
     assert wrong == 0
     assert lo_err < 1e-6
     assert esc <= max(3, n // 50)
 
 
 @pytest.mark.parametrize("name", FAST_Q)
-def test_fast_path_agrees_with_mpmath_on_moderate_rows(name):
+def test_fast_path_agrees_with_mpmath_on_moderate_rows(name, engine):
     rng = np.random.default_rng(2)
     z = (rng.standard_normal((16, 40)) * 20).astype(np.float32)
     assert compare_fast_to_mpmath(name, *_args(name, z, rng)) == 0
@@ -123,7 +133,7 @@ def test_fast_path_agrees_with_mpmath_on_moderate_rows(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])
 @pytest.mark.parametrize("name", FAST_Q)
-def test_fast_path_1e5_extreme_elements(name, dtype):
+def test_fast_path_1e5_extreme_elements(name, dtype, engine):
     rng = np.random.default_rng(12345)
     total = esc_total = 0
     rows = 1000 if name in ("softmax", "log_softmax") else 2000
@@ -133,11 +143,46 @@ def test_fast_path_1e5_extreme_elements(name, dtype):
     count, esc, wrong, lo_err = compare_fast(name, *args)
     total += count
     esc_total += esc
-    print(f"{name} {np.dtype(dtype).name}: {count} outputs ({z.size} input elements), {esc} escalated, "
+    print(f"[{engine}] {name} {np.dtype(dtype).name}: {count} outputs ({z.size} input elements), {esc} escalated, "
           f"{wrong} wrong, lo err {lo_err:.2g} ulp")
     assert z.size >= 100_000
     assert wrong == 0
     assert lo_err < 1e-6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FAST_Q)
+def test_numba_engine_1e5_moderate_elements(name):
+    """Rows whose log s and 1/s the compiled engine proves in double-double (s >= 1.0625: no
+    dominant class), the path the extreme sweep above reaches on only ~25 % of its rows."""
+    if "numba" not in ENGINES:
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(54321)
+    rows, n = (500, 200) if name in ("softmax", "log_softmax") else (5000, 20)
+    scale = np.array([0.5, 1.0, 2.0, 4.0])[rng.integers(0, 4, rows)][:, None]
+    z = (rng.standard_normal((rows, n)) * scale).astype(np.float32)
+    from infoaudit.reference import fast_kernels as K
+
+    info = _numba_row_info(z)
+    assert (info[:, K.F_NEEDARB] == 0).mean() > 0.95  # the double-double row scalars answer
+    with fast.use_engine("numba"):
+        count, esc, wrong, lo_err = compare_fast(name, *_args(name, z, rng))
+    print(f"[numba] {name} moderate float32: {count} outputs ({z.size} input elements), {esc} escalated, "
+          f"{wrong} wrong, lo err {lo_err:.2g} ulp")
+    assert z.size >= 100_000
+    assert wrong == 0
+    assert lo_err < 1e-6
+
+
+def _numba_row_info(z):
+    """The compiled engine's per-row record (fast_kernels.F_* fields) for z."""
+    from infoaudit.reference import fast_kernels as K
+
+    z2 = np.ascontiguousarray(z, dtype=np.float64)
+    info = np.empty((z2.shape[0], K.NF))
+    dummy = np.empty((1, 1))
+    K.row_pass(z2, 0, *fast._consts(), info, dummy, dummy, np.empty((1, 1), bool))
+    return info
 
 
 def test_exp_dd_error_bound_against_arb():
@@ -166,7 +211,7 @@ def test_exp_dd_error_bound_against_arb():
     assert H[x == 0].tolist() == [1.0] and Lo[x == 0].tolist() == [0.0] and k[x == 0].tolist() == [0]
 
 
-def test_special_rows_follow_conventions():
+def test_special_rows_follow_conventions(engine):
     z = np.array([[-np.inf, -np.inf], [np.inf, 0.0], [np.nan, 0.0], [-np.inf, 1.0], [np.inf, np.inf]])
     y = np.array([0, 1, 0, 0, 0])
     sm = evaluate("softmax", z)
@@ -184,7 +229,7 @@ def test_special_rows_follow_conventions():
         assert np.array_equal(ref.hi, got.hi, equal_nan=True), name
 
 
-def test_fast_path_is_used_and_long_rows_mostly_fast():
+def test_fast_path_is_used_and_long_rows_mostly_fast(engine):
     rng = np.random.default_rng(5)
     z = (rng.standard_normal((2, 50257)) * 4).astype(np.float32)
     hi, lo, ok = fast.softmax(z.astype(np.float64))
@@ -194,7 +239,7 @@ def test_fast_path_is_used_and_long_rows_mostly_fast():
     assert abs(math.fsum(ex.hi[0]) - 1.0) < 1e-12
 
 
-def test_dominant_class_keeps_relative_accuracy():
+def test_dominant_class_keeps_relative_accuracy(engine):
     z = np.array([[69.07755278982137, 0.0, -1.0]])
     hi, lo, ok = fast.log_softmax(z)
     ref = evaluate_mpmath("log_softmax", z)

@@ -47,18 +47,94 @@ a*b+c into an FMA nor reassociate; no library exp/log is trusted):
 Special values follow the DESIGN conventions exactly (NaN anywhere -> NaN; +inf -> NaN for
 softmax/log_softmax, +inf for logsumexp, NaN/+inf for cross_entropy; -inf entries -> 0 / -inf;
 all -inf row -> NaN / -inf / NaN; masked target -> +inf) and are always ``ok``.
-Cost: about 100 (logsumexp, cross_entropy) to 190 (softmax, log_softmax) numpy-pass
-equivalents per element: measured ~110 / ~215 ns per element at n = 50,257 on an idle Xeon host
-(numpy float64 add 1.2 ns/element there), against 30-190 us per element for mpmath; the DESIGN's
-~20 ns target is not reachable with numpy passes on this hardware (see the benchmark).
+Engines. The same algorithm runs on one of two engines, ``ENGINE`` (module attribute):
+
+* ``"numba"`` (default whenever numba imports): the compiled kernels of :mod:`.fast_kernels` --
+  per row one fused pass (max, exact shift, exp_dd bit-identical to :func:`exp_dd`, a 4-lane
+  TwoSum sum with an a posteriori bound, double-double ``log s`` and ``1/s`` where
+  ``s >= 1.0625``, the outputs and the decision), no FMA, no fastmath; the module proves the
+  parts that differ from the numpy passes (summation order, double-double row scalars).
+  ``@njit(cache=True)``: compiled once per machine (~10-20 s), then loaded from
+  ``__pycache__`` (~0.7 s per process).
+* ``"numpy"``: the numpy passes of this module (steps 1-6 above), always available.
+
+``INFOAUDIT_FAST=numpy`` forces the numpy engine at import (numba is then not even imported),
+``INFOAUDIT_FAST=numba`` requires the compiled one; :func:`use_engine` / :func:`set_engine`
+switch within a process (tests and benchmarks run both side by side). The engines return the
+same ``hi`` wherever both certify it (both are the correct rounding), hence the same roundings
+to every format; ``lo`` (and, in principle, the ``ok`` mask) may differ within the proved bounds
+because their row sums ``s`` are accumulated in different orders with different proved error
+bounds ``err``, and because ``log s`` / ``1/s`` come from double-double instead of arb balls.
+
+Cost (softmax / log_softmax / logsumexp / cross_entropy, float32 inputs, 64 x 1,000 and
+4 x 50,257): numba engine ~10-20 ns per element on a shared, loaded 2-core Xeon (Sapphire Rapids
+KVM), ~10x below the numpy engine measured in the same run (110-320 ns), against 30-190 us per
+element for mpmath; see benchmarks/bench_reference.py. Rows with a dominant class (``s < 1.0625``)
+still take python-flint's arb for their two row scalars (~36 us per row).
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 
 import numpy as np
 
-__all__ = ["FAST", "exp_dd", "EXP_REL", "softmax", "log_softmax", "logsumexp", "cross_entropy"]
+__all__ = ["FAST", "ENGINE", "use_engine", "set_engine", "available_engines", "exp_dd",
+           "EXP_REL", "softmax", "log_softmax", "logsumexp", "cross_entropy"]
+
+ENV_VAR = "INFOAUDIT_FAST"  # "numpy" forces the numpy passes, "numba" requires the compiled kernels
+_kernels = None  # .fast_kernels once imported
+
+
+def _load_kernels():
+    """Import the numba kernels (None when numba is missing or does not import)."""
+    global _kernels
+    if _kernels is None:
+        try:
+            from . import fast_kernels
+        except ImportError:
+            return None
+        _kernels = fast_kernels
+    return _kernels
+
+
+def available_engines():
+    """The engines this process can run: ("numba", "numpy") or ("numpy",)."""
+    return ("numba", "numpy") if _load_kernels() is not None else ("numpy",)
+
+
+def set_engine(name):
+    """Select the engine used by FAST from now on ("numba" or "numpy")."""
+    global ENGINE
+    if name not in ("numba", "numpy"):
+        raise ValueError(f"unknown fast-path engine {name!r} (expected 'numba' or 'numpy')")
+    if name == "numba" and _load_kernels() is None:
+        raise ImportError("the numba fast-path engine needs numba (pip install numba)")
+    ENGINE = name
+
+
+@contextlib.contextmanager
+def use_engine(name):
+    """Context manager: run FAST with the given engine, restore the previous one after."""
+    old = ENGINE
+    set_engine(name)
+    try:
+        yield
+    finally:
+        set_engine(old)
+
+
+_env = os.environ.get(ENV_VAR, "").strip().lower()
+if _env == "numpy":
+    ENGINE = "numpy"  # numba not even imported (it would still load on use_engine("numba"))
+elif _env == "numba":
+    ENGINE = "numpy"
+    set_engine("numba")
+elif _env in ("", "auto"):
+    ENGINE = "numba" if _load_kernels() is not None else "numpy"
+else:
+    raise ValueError(f"{ENV_VAR}={_env!r}: expected 'numba', 'numpy' or 'auto'")
 
 U = 2.0 ** -53
 EXP_REL = 2.0 ** -84      # proved relative error bound of exp_dd (see module docstring)
@@ -383,11 +459,18 @@ def _rows(z):
     return z2, z.shape
 
 
+def _engine_rows(z2):
+    """Per-row sums and scalars (mode 0) by the active engine."""
+    if ENGINE == "numba":
+        return _nb_rows(z2, 0)[0]
+    return _Rows(z2)
+
+
 def logsumexp(z):
     z2, shape = _rows(z)
     if z2 is None:
         return None
-    r = _Rows(z2)
+    r = _engine_rows(z2)
     hi, e = _two_sum(r.m, r.L_hi)
     lo = e + r.L_lo
     hi, lo = _renorm_any(hi, lo)
@@ -404,7 +487,7 @@ def cross_entropy(z, y):
     if z2 is None:
         return None
     y = np.asarray(y, dtype=np.int64).reshape(-1)
-    r = _Rows(z2)
+    r = _engine_rows(z2)
     zy = z2[np.arange(z2.shape[0]), y]
     zy_safe = np.where(np.isfinite(zy), zy, 0.0)
     a, ea = _two_sum(r.m, -zy_safe)  # a >= 0
@@ -430,6 +513,9 @@ def log_softmax(z):
     z2, shape = _rows(z)
     if z2 is None:
         return None
+    if ENGINE == "numba":
+        hi, lo, ok = _nb_log_softmax(z2)
+        return hi.reshape(shape), lo.reshape(shape), ok.reshape(shape)
     r = _Rows(z2)
     Lh = r.L_hi[:, None]
     with np.errstate(invalid="ignore"):
@@ -451,6 +537,9 @@ def softmax(z):
     z2, shape = _rows(z)
     if z2 is None:
         return None
+    if ENGINE == "numba":
+        hi, lo, ok = _nb_softmax(z2)
+        return hi.reshape(shape), lo.reshape(shape), ok.reshape(shape)
     r = _Rows(z2)
     H, L, k, Eh, El = r._exp
     Ch = r.C_hi[:, None]
@@ -538,6 +627,8 @@ def _sign_only(r, hi, lo, A, ok, sign):
     hi + sign * (0 < t <= A): hi is the float64 rounding when A < ulp/4, and lo = sign * 2^-1074
     carries the sign of the remainder for round_dd (its value is below any ULP in question)."""
     rows = (r.L_hi == 0) & (r.L_lo == 0) & r.L_pos
+    if not rows.any():
+        return hi, lo, ok
     if hi.ndim == 2:
         rows = rows[:, None]
     with np.errstate(all="ignore"):
@@ -583,6 +674,110 @@ def _apply_special(r, hi, lo, ok, values):
             lo[mask] = 0.0
             ok[mask] = True
     return hi, lo, ok
+
+
+# ---------------------------------------------------------------- the numba engine
+
+
+class _KRows:
+    """The per-row results of fast_kernels.row_pass, with the attributes of _Rows that the
+    engine-independent code (logsumexp, cross_entropy, _sign_only, _softmax_arb_fix,
+    _apply_special) reads."""
+
+    def __init__(self, z, info):
+        K = _kernels
+        self.z = z
+        code = info[:, K.F_CODE]
+        self.nan_row = code == K.CODE_NAN
+        self.pinf_row = code == K.CODE_PINF
+        self.ninf_row = code == K.CODE_NINF
+        self.special = code != 0
+        self.m = info[:, K.F_M].copy()
+        self.nzero, self.rest, self.s_c, self.s_err = (info[:, K.F_NZERO], info[:, K.F_REST],
+                                                       info[:, K.F_C], info[:, K.F_ERR])
+        self.ndrop = info[:, K.F_NDROP]
+        self.L_hi, self.L_lo, self.L_rad = info[:, K.F_LHI], info[:, K.F_LLO], info[:, K.F_LRAD]
+        self.C_hi, self.C_lo, self.C_rad = info[:, K.F_CHI], info[:, K.F_CLO], info[:, K.F_CRAD]
+        self.L_pos = info[:, K.F_LPOS] != 0
+        self.L_tiny = info[:, K.F_LTINY] != 0
+        self._d = None
+
+    def _shift(self):
+        if self._d is None:
+            mm = -self.m[:, None]
+            with np.errstate(invalid="ignore"):
+                d = self.z + mm
+                bb = d - self.z
+                self._d = (d, (self.z - (d - bb)) + (mm - bb))
+        return self._d
+
+    @property
+    def d_hi(self):
+        return self._shift()[0]
+
+    @property
+    def d_lo(self):
+        return self._shift()[1]
+
+
+def _nb_rows(z2, mode):
+    """Run the compiled row kernel; rows whose log s / 1/s it could not prove in double-double
+    get them from python-flint (_row_scalars) and, for modes 1 / 2, their outputs afterwards."""
+    K = _kernels
+    thi, tlo, L1, L2a, L2b, inv = _consts()
+    z2 = np.ascontiguousarray(z2, dtype=np.float64)
+    R, n = z2.shape
+    info = np.empty((R, K.NF))
+    if mode:
+        out_hi = np.empty((R, n))
+        out_lo = np.empty((R, n))
+        out_ok = np.empty((R, n), bool)
+    else:
+        out_hi = out_lo = np.empty((1, 1))
+        out_ok = np.empty((1, 1), bool)
+    K.row_pass(z2, mode, thi, tlo, L1, L2a, L2b, inv, info, out_hi, out_lo, out_ok)
+    need = info[:, K.F_NEEDARB] != 0
+    if need.any():
+        idx = np.nonzero(need)[0]
+        sc = _row_scalars(info[idx, K.F_NZERO].astype(np.int64), info[idx, K.F_REST],
+                          info[idx, K.F_C], info[idx, K.F_ERR])
+        for f, row in zip((K.F_LHI, K.F_LLO, K.F_LRAD, K.F_CHI, K.F_CLO, K.F_CRAD, K.F_LTINY), sc):
+            info[idx, f] = row
+        if mode:
+            K.rows_outputs(z2, idx.astype(np.int64), mode, thi, tlo, L1, L2a, L2b, inv, info,
+                           out_hi, out_lo, out_ok)
+    return _KRows(z2, info), out_hi, out_lo, out_ok
+
+
+def _nb_softmax(z2):
+    r, hi, lo, ok = _nb_rows(z2, _kernels.MODE_SOFTMAX)
+    nok = int(np.count_nonzero(ok))
+    nb = ok.size - nok
+    if 0 < nb <= ARB_ELEMENT_LIMIT:
+        _softmax_arb_fix(r, hi, lo, ok, np.nonzero(~ok))
+    return hi, lo, ok
+
+
+def _nb_log_softmax(z2):
+    r, hi, lo, ok = _nb_rows(z2, _kernels.MODE_LOG_SOFTMAX)
+    rows = (r.L_hi == 0) & (r.L_lo == 0) & r.L_pos & ~r.special
+    if rows.any():  # log s rounds to 0 (arb rows only): _sign_only, with A as log_softmax forms it
+        idx = np.nonzero(rows)[0]
+        d, dl = r.d_hi[idx], r.d_lo[idx]
+        with np.errstate(invalid="ignore"):
+            _, e = _two_sum(d, -r.L_hi[idx][:, None])
+            A = r.L_rad[idx][:, None] + 2.0 ** -51 * ((np.abs(dl) + np.abs(r.L_lo[idx])[:, None]) + np.abs(e))
+        sub = _SubRows(r, idx)
+        h2, l2, o2 = _sign_only(sub, hi[idx], lo[idx], A, ok[idx], -1.0)
+        hi[idx], lo[idx], ok[idx] = h2, l2, o2
+    return hi, lo, ok
+
+
+class _SubRows:
+    """The row attributes _sign_only reads, restricted to some rows."""
+
+    def __init__(self, r, idx):
+        self.L_hi, self.L_lo, self.L_pos, self.L_tiny = r.L_hi[idx], r.L_lo[idx], r.L_pos[idx], r.L_tiny[idx]
 
 
 FAST: dict = {
