@@ -92,3 +92,18 @@ def test_confident_target_gradient_is_well_conditioned():
     # softmax - onehot in float32 (0) is an algorithmic failure, not the problem's
     g = C.gradient_condition("cross_entropy", np.array([[20.0, 0.0, 0.0]]), np.array([0]))["z"]
     assert 19 < g.kappa[0, 0] < 21 and g.magnitude[0, 0] < 1e-8
+
+
+def test_worked_examples_of_the_report():
+    """The report's table (condition.worked_examples, computed during `infoaudit run`) matches the
+    hand derivations above: log_softmax [1000, 1000] kappa = 1000 / log 2, cae < 1 although the
+    error is hundreds of ULPs; softplus(-20) as log(1 + exp(x)) returns 0 (cae ~ 8e5), log1p is right."""
+    ls, bad, good = C.worked_examples()
+    assert ls["computed"] == -0.69317626953125 and ls["exact"] == -math.log(2)
+    assert ls["kappa"] == pytest.approx(1000 / math.log(2), rel=1e-12) and ls["sensitivity"] == pytest.approx(1000)
+    assert 480 < ls["ulp"] < 500 and ls["cae"] < 0.6 and ls["verdict"] == "ill-conditioned"
+    s = 1 / (1 + math.exp(20))
+    assert bad["computed"] == 0.0 and bad["rel"] == 1.0 and bad["cae"] > 1e5 and bad["verdict"] == "unstable"
+    assert bad["kappa"] == pytest.approx(20 * s / math.log1p(math.exp(-20)), rel=1e-12)
+    assert good["exact"] == pytest.approx(math.log1p(math.exp(-20)), rel=1e-15)
+    assert good["ulp"] <= 0.5 and good["cae"] <= 0.5 and good["verdict"] == "stable"

@@ -38,11 +38,11 @@ from .runner import PROFILE_SETTINGS, _hypothesis_phase, _with_timeout, cell_key
 # differentiate JAX's eager variants (the jitted ones always)
 GRAD_SETTINGS = {
     "quick": dict(examples=4, nonfinite_examples=2, corpus_max=32, max_unit=64, jax_eager=False),
-    "default": dict(examples=10, nonfinite_examples=6, corpus_max=256, max_unit=64, jax_eager=False),
+    "default": dict(examples=6, nonfinite_examples=3, corpus_max=64, max_unit=32, jax_eager=False),
     "thorough": dict(examples=120, nonfinite_examples=60, corpus_max=4096, max_unit=128, jax_eager=True),
 }
 GRAD_SHAPES = {
-    Q.ROW: {"quick": ((2, 16),), "default": ((2, 3), (2, 16), (2, 64), (1, 512)),
+    Q.ROW: {"quick": ((2, 16),), "default": ((2, 3), (2, 16), (2, 32), (1, 512)),
             "thorough": ((2, 2), (2, 3), (4, 8), (2, 17), (2, 64), (2, 129), (1, 1000), (1, 4096))},
     Q.ELEMENTWISE: {"quick": ((2, 16),), "default": ((2, 16), (1, 64)), "thorough": ((2, 16), (4, 64), (1, 1000))},
     Q.TABLE_REDUCE: {"quick": ((1, 3, 4),), "default": ((2, 2, 3), (1, 8, 8)),

@@ -151,6 +151,44 @@ def _dname(dt):
 
 # ---------------------------------------------------------------- jax
 
+_JIT_CACHE: dict = {}
+_STATIC_SCALAR: dict = {}   # op function -> why its scalar argument cannot be differentiated
+
+
+class _KnownStatic(Exception):
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _jitted_vjp(fn, idx, rest, consts, nargs):
+    """``jax.jit`` of (differentiable primals, other array arguments, cotangent) -> VJP, cached per
+    op and argument layout, so that repeated shapes reuse one compilation (Python-float arguments
+    that the op takes as static values are part of the key, as they are of the op's own jit)."""
+    import jax
+
+    key = (fn, idx, rest, consts, nargs)
+    g = _JIT_CACHE.get(key)
+    if g is None:
+        def run(primals, others, ct):
+            def f(*dv):
+                args = [None] * nargs
+                for i, v in consts:
+                    args[i] = v
+                for i, v in zip(rest, others):
+                    args[i] = v
+                for i, v in zip(idx, dv):
+                    args[i] = v
+                return fn(*args)
+            return jax.vjp(f, *primals)[1](ct)
+
+        g = jax.jit(run)
+        if len(_JIT_CACHE) > 256:
+            _JIT_CACHE.clear()
+        _JIT_CACHE[key] = g
+    return g
+
+
 
 def _jax_vjp(mod, op, q, inputs, cot, device):
     import jax
@@ -183,7 +221,10 @@ def _jax_vjp(mod, op, q, inputs, cot, device):
             shape = jax.eval_shape(f, *primals)
             c = mod.to_backend(_cast_np(cot, np.dtype(shape.dtype)).reshape(shape.shape), device)
             if jit:
-                g = jax.jit(lambda p, ct: jax.vjp(f, *p)[1](ct))(tuple(primals), c)
+                rest = tuple(i for i in range(len(fixed)) if i not in idx and not isinstance(fixed[i], float))
+                consts = tuple((i, fixed[i]) for i in range(len(fixed)) if i not in idx and isinstance(fixed[i], float))
+                g = _jitted_vjp(fn, tuple(idx), rest, consts, len(fixed))(
+                    tuple(primals), tuple(fixed[i] for i in rest), c)
             else:
                 _, pull = jax.vjp(f, *primals)
                 g = pull(c)
@@ -192,12 +233,19 @@ def _jax_vjp(mod, op, q, inputs, cot, device):
 
         has_scalar = any(a.is_scalar for a in q.args)
         try:
+            known = _STATIC_SCALAR.get(fn)
+            if known is not None:
+                raise _KnownStatic(known)
             idx, g, odt = attempt(True)
         except Exception as e:
             if not has_scalar:
                 raise GradUnsupported(f"{type(e).__name__}: {e}") from e
-            reason = ("scalar argument is static (a Python float) in this variant" if jit else
-                      "scalar argument cannot be traced by this op") + f": {type(e).__name__}: {str(e)[:160]}"
+            reason = e.reason if isinstance(e, _KnownStatic) else (
+                ("scalar argument is static (a Python float) in this variant" if jit else
+                 "scalar argument cannot be traced by this op") + f": {type(e).__name__}: {str(e)[:160]}")
+            if len(_STATIC_SCALAR) > 256:
+                _STATIC_SCALAR.clear()
+            _STATIC_SCALAR[fn] = reason
             for a in q.args:
                 if a.is_scalar:
                     skipped[a.name] = reason
