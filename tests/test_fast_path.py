@@ -153,8 +153,8 @@ def test_fast_path_1e5_extreme_elements(name, dtype, engine):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", FAST_Q)
 def test_numba_engine_1e5_moderate_elements(name):
-    """Rows whose log s and 1/s the compiled engine proves in double-double (s >= 1.0625: no
-    dominant class), the path the extreme sweep above reaches on only ~25 % of its rows."""
+    """Moderate rows, all of whose log s and 1/s the compiled engine proves in double-double (the
+    extreme sweep above sends ~25 % of its rows -- s - 1 < 2^-900 -- to arb instead)."""
     if "numba" not in ENGINES:
         pytest.skip("numba is not installed")
     rng = np.random.default_rng(54321)

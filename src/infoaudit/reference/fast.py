@@ -51,9 +51,11 @@ Engines. The same algorithm runs on one of two engines, ``ENGINE`` (module attri
 
 * ``"numba"`` (default whenever numba imports): the compiled kernels of :mod:`.fast_kernels` --
   per row one fused pass (max, exact shift, exp_dd bit-identical to :func:`exp_dd`, a 4-lane
-  TwoSum sum with an a posteriori bound, double-double ``log s`` and ``1/s`` where
-  ``s >= 1.0625``, the outputs and the decision), no FMA, no fastmath; the module proves the
-  parts that differ from the numpy passes (summation order, double-double row scalars).
+  TwoSum sum with an a posteriori bound, double-double ``log s`` -- table-based, relatively
+  accurate down to ``s - 1 = 2^-900`` -- and ``1/s``, the outputs and the decision), no FMA,
+  no fastmath; the module proves the parts that differ from the numpy passes (summation order,
+  double-double row scalars). Rows it cannot prove its row scalars for (a single finite term,
+  ``s - 1 < 2^-900``) get them from the arb balls of step 4, as on the numpy engine.
   ``@njit(cache=True)``: compiled once per machine (~10-20 s), then loaded from
   ``__pycache__`` (~0.7 s per process).
 * ``"numpy"``: the numpy passes of this module (steps 1-6 above), always available.
@@ -67,10 +69,11 @@ because their row sums ``s`` are accumulated in different orders with different 
 bounds ``err``, and because ``log s`` / ``1/s`` come from double-double instead of arb balls.
 
 Cost (softmax / log_softmax / logsumexp / cross_entropy, float32 inputs, 64 x 1,000 and
-4 x 50,257): numba engine ~10-20 ns per element on a shared, loaded 2-core Xeon (Sapphire Rapids
-KVM), ~10x below the numpy engine measured in the same run (110-320 ns), against 30-190 us per
-element for mpmath; see benchmarks/bench_reference.py. Rows with a dominant class (``s < 1.0625``)
-still take python-flint's arb for their two row scalars (~36 us per row).
+4 x 50,257, through ``reference.evaluate``; shared 2-core Xeon, Sapphire Rapids KVM, load
+average ~4): numba engine 12.6-18.2 ns per element (min of 15 rounds; medians 13-26 ns), numpy
+engine 86-168 ns in the same run (numba/numpy 0.11-0.18), mpmath 41-194 us; rows with a
+dominant class cost the same (~20 ns) on the numba engine. See benchmarks/bench_reference.py,
+which prints both engines side by side with the machine load.
 """
 from __future__ import annotations
 

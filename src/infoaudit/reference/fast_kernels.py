@@ -57,13 +57,15 @@ Per row of ``z`` (float64):
    ``delta = 0``; the last factor covers the rounding of this nonnegative 7-term expression).
    This a posteriori bound is typically ``~ n^1.5 u^2 s / 2`` (a random walk of ``c``), far below
    the ``EXP_REL s`` term for long rows, like the numpy tree's ``(2 levels + 8) u sum|e|``.
-   ``rest``, ``c_tot`` and ``err`` therefore differ slightly from the numpy engine's -- the only
-   source of differences between the engines (see "Engines" in :mod:`.fast`).
-4. Per row, ``log s`` and ``1/s``: in double-double by :func:`_row_scalars_dd` (below) when
-   ``s >= 1.0625`` -- some class besides the maximum carries >= 6 % of the maximum's weight, as in
-   any long random logit row; otherwise (a dominant class: ``log s < 0.061`` needs a relatively
-   accurate ``log1p``) the row is flagged and :mod:`.fast` computes both as 320-bit python-flint
-   ``arb`` balls from the same ``(nzero, rest, c_tot, err)``, exactly as the numpy engine does.
+   ``rest``, ``c_tot`` and ``err`` therefore differ slightly from the numpy engine's -- with the
+   row scalars of item 4, the only source of differences between the engines (see "Engines" in
+   :mod:`.fast`).
+4. Per row, ``log s`` and ``1/s``, in double-double by :func:`_row_scalars_dd` (below) with
+   proved radii -- ``log s`` by a table-based ``log`` that keeps relative accuracy down to
+   ``s - 1 = 2^-900`` (a dominant class). The rare rows it refuses (a single finite term,
+   ``s - 1 < 2^-900``, an oversized ball) are flagged and :mod:`.fast` computes both as 320-bit
+   python-flint ``arb`` balls from the same ``(nzero, rest, c_tot, err)``, as the numpy engine
+   does for every row.
 5. Results and the decision: operation for operation the formulas of :mod:`.fast` (``_decide``
    split into a branch-free part and a rare scalar pass for the narrow-format midpoint test,
    ``_decide_safe``, the ``2^-1000`` / ``2^-1076`` tiny-output rules, ``-inf`` entries, special
@@ -72,43 +74,66 @@ Per row of ``z`` (float64):
 
 Double-double row scalars (``_row_scalars_dd``)
 -----------------------------------------------
-Input: ``s_true`` in ``[s_mid - err2, s_mid + err2]``, ``s_mid = sh + sl``. Required (else arb):
-``sh >= 1.0625``, ``err2 <= 2^-60 sh``, ``sh < 2^700``; and ``|t0| + |2^k corr| <= 2^-45`` below.
+Input: ``s_true`` in ``[s_mid - err2, s_mid + err2]``, ``s_mid = sh + sl``. Required (else the
+row goes to arb): ``err2 <= 2^-60 sh``, ``sh < 2^700``, and the case conditions below.
+(``u = 2^-53``; every "rounding" is one RN operation, ``|fl(x) - x| <= u |x|``.)
 
 * ``(sh, sl) = TwoSum(nzero, rest)``; ``sl2 = fl(sl + c_tot)`` (error ``<= u |sl2|``, added:
   ``err2 = (err + u |sl2|)(1 + 2^-40)``); ``(sh, sl) = Fast2Sum(sh, sl2)`` (exact,
-  ``|sl| <= u sh``).
+  ``|sl| <= u sh``); ``den = sh(1 - 2^-50) - err2 <= s_mid - err2``.
 * ``1/s``: ``Ch = fl(1/sh)`` (``|1 - Ch sh| <= u``); ``(p, pe) = TwoProduct(Ch, sh)`` exact;
   ``r = fl(fl(fl(1 - p) - pe) - fl(Ch sl))``: ``1 - p`` is exact (Sterbenz), the other three
   roundings are ``<= u 3u, u u, u 4u``: ``|r - r_true| < 2^-103`` with
   ``r_true = 1 - Ch s_mid``, ``|r_true| <= 2u(1 + u) < 2^-51.9``. Since
   ``1/s_mid = Ch (1 + r_true + r_true^2 / (1 - r_true))``, ``Cl = fl(Ch r)`` gives
   ``|Ch + Cl - 1/s_mid| <= Ch (2^-103 + u 2^-51.9 + 2^-103.7) < 2^-101.5 Ch`` (then an exact
-  Fast2Sum). ``C_rad = [2^-100 Ch + (err2 / (sh(1 - 2^-50) - err2)) / (sh (1 - 2^-50))](1 + 2^-40)``:
-  the second term bounds ``|1/s_true - 1/s_mid|`` (``s_mid >= sh(1 - u)``; divided twice, not by
-  the product, which could overflow); the final factor covers the rounding of the expression.
-* ``log s`` by one Newton step on the certified exponential: ``y0 = fl(log sh)`` (libm: used only
-  as a starting point; its accuracy is checked through ``t``), ``-y0`` in ``[-485, -0.06]``;
-  ``exp(-y0) = 2^k (H + L)(1 + delta)`` by :func:`exp_dd1` (``|delta| <= EXP_REL``,
-  ``H`` in ``[1 - 2^-17, 2 + 2^-16]``, ``|L| <= 2^-52``). ``(p, pe) = TwoProduct(sh, H)`` exact;
-  ``corr = fl(pe + fl(fl(sh L) + fl(sl H)))`` with ``sl L`` dropped: relative to
-  ``2^-k ~ sh H`` the four roundings and the dropped term are ``<= 2^-105, 2^-106, 2^-104.4,
-  2^-104, 2^-105``, together ``< 2^-102``. ``t0 = fl(2^k p) - 1`` is exact (``2^k p`` is in
-  ``[1/2, 2]`` whenever the check passes: Sterbenz), ``c2 = 2^k corr`` exact (a power-of-two
-  scaling), ``t = t0 + c2`` (kept as the pair), ``|t| <= 2^-45`` checked.
-  With ``t_true = s_mid exp(-y0) - 1``: ``log s_mid = y0 + log1p(t_true)`` and
-  ``|t - t_true| <= (1 + 2^-44) EXP_REL (1 + 2^-83) + 2^-102``. ``log1p(t) = t - t^2/2 + R``,
-  ``|R| <= |t|^3 / (3(1 - |t|)) < 2^-136``; ``t^2`` is taken as ``fl(tt tt)``, ``tt = fl(t0 + c2)``
-  (error ``< 2^-141``). ``(Lh, e1) = TwoSum(y0, t0)`` with ``|Lh| < 2^9`` so ``|e1| <= 2^-44``;
-  ``Ll = fl(fl(e1 + c2) - 0.5 tt tt)``: both operands ``<= 1.5 * 2^-44``, two roundings
-  ``<= 2^-96.4`` each; ``(Lh, Ll)`` by an exact Fast2Sum. Total (``log1p`` has slope
-  ``<= 1 + 2^-44`` here): ``|Lh + Ll - log s_mid| <= EXP_REL (1 + 2^-43) + 2^-95.3``, and
-  ``L_rad = [EXP_REL (1 + 2^-40) + 2^-94 + err2 / (sh (1 - 2^-50) - err2)](1 + 2^-40)``, the
-  third term bounding ``|log s_true - log s_mid|`` (mean value theorem on the ball).
-  Since ``log s >= log 1.0625 > 2^-4.1``, ``L_rad`` is ``< 2^-79`` relative to ``log s``: the
-  same order as the arb route's radius (``~ err / s``, itself ``>= EXP_REL (s - 1) / s``).
+  Fast2Sum). ``C_rad = [2^-100 Ch + (err2 / den) / (sh (1 - 2^-50))](1 + 2^-40)``: the second
+  term bounds ``|1/s_true - 1/s_mid|`` (divided twice, not by the product, which could
+  overflow); the final factor covers the rounding of the expression.
+* ``log1p(vh + vl)`` for ``|vh| <= 2^-17``, ``|vl| <= 2^-50 |vh|`` (:func:`_log1p_small`):
+  ``(qh, ql) = TwoProduct(vh, vh)`` (exact, ``= vh^2``);
+  ``tail = fl(fl(qh vh) fl(P(vh)))``, ``P(v) = 1/3 - v(1/4 - v(1/5 - v(1/6 - v/7)))`` with the
+  coefficients rounded: ``|tail| <= 2^-35.6 |vh|`` and its relative error is ``<= 5u`` (``qh``,
+  the product, ``fl(1/3)``, the outer subtraction, the product with ``P``; the inner Horner
+  terms are ``< 2^-18`` of ``P``), i.e. ``<= 2^-86.3 |vh|``; the truncation after ``v^7`` is
+  ``<= |vh|^8 / (8 (1 - |vh|)) < 2^-121 |vh|``. ``corr = fl(vl fl(fl(1 - vh) + qh))`` is
+  ``log1p(vh + vl) - log1p(vh)`` to ``|vl| (|vh|^3 + 2u + vl/2) < 2^-100 |vh|``.
+  ``(Lh, e) = TwoSum(vh, -qh/2)`` (``qh/2``, ``ql/2`` exact), ``Ll = fl(fl(fl(e - ql/2) + tail)
+  + corr)``: partial sums ``<= 2^-35.5 |vh|``, three roundings ``<= 2^-87 |vh|``; exact Fast2Sum.
+  Total ``<= 2^-85.5 |vh|``; taken as ``2^-85 |vh| + 2^-1060`` (the last term: underflow in
+  ``vh^2`` and its products, ``<= 2^-1075`` per operation, for tiny ``vh``).
+* ``log s``, case (A) -- a dominant class, ``nzero = 1``, ``w = rest + c_tot`` with
+  ``(wh, wl) = TwoSum(rest, c_tot)``, ``2^-900 <= wh < 2^-17``, ``err <= 2^-40 wh``:
+  ``log s_mid = log1p(wh + wl)`` by :func:`_log1p_small` (``|wl| <= u wh``), relative accuracy
+  ``2^-85`` however small ``w`` is (``log_softmax`` of a class with ``p = 1 - 1e-30``), and
+  ``|log1p(w_true) - log1p(w_mid)| <= err / (1 - err) <= err (1 + 2^-30)``:
+  ``L_rad = [2^-85 wh + 2^-1060 + err (1 + 2^-30)](1 + 2^-40)``. (Below ``2^-900`` -- where
+  ``log s`` may round to 0 and only its sign matters -- arb answers.)
+* ``log s``, case (B) -- otherwise (``s >= 1 + 2^-17``): ``N = round(2^16 log2 sh)`` (libm, only a
+  choice: what matters is checked), ``E = N >> 16``, ``j = N mod 2^16``, so
+  ``s = 2^E T_j (1 + v)`` with ``T_j = 2^(j/2^16)`` the exp table entry (relative error
+  ``<= 2^-105``; ``log T_j`` is taken as exact and its error ``<= 2^-105`` absolute is counted).
+  ``M = (sh 2^-E, sl 2^-E)`` (exact); ``(Dh, Dl) = TwoSum(fl(Mh - Th), fl(Ml - Tl))`` with
+  ``Mh - Th`` exact (Sterbenz: ``Mh / Th`` in ``[1/2, 2]``) and ``|Ml - Tl| <= 4u``, rounding
+  ``<= 2^-103``; ``vh = fl(Dh / Th)``, ``(p, pe) = TwoProduct(vh, Th)``,
+  ``rv = fl(fl(fl(fl(Dh - p) - pe) + Dl) - fl(vh Tl))`` (``Dh - p`` exact by Sterbenz; the others
+  ``<= 12 u^2 |Dh|``), ``vl = fl(rv / Th)``: ``|vh + vl - (M/T_j - 1)| <= 2^-103 + 18 u^2 |v|
+  < 2^-102.8``. Checked: ``|vh| <= 2^-17``, ``|vl| <= 2^-50 |vh|``. ``(lh, ll) = log1p(v)`` as
+  above (``<= 2^-85 * 2^-17 + 2^-1060``). ``log s = N ln2 / 2^16 + log1p(v)``, with
+  ``ln2 / 2^16 = L1 + L2a + L2b + eta``, ``|eta| < 2^-124``: ``N L1``, ``N L2a`` exact
+  (``N < 2^26``, 26-bit constants), ``a3 = fl(N L2b)`` (``<= u |a3|``);
+  ``(h1, e1) = TwoSum(N L1, N L2a)``, ``(Lh, e2) = TwoSum(h1, lh)``,
+  ``Ll = fl(fl(fl(e1 + e2) + a3) + ll)``: three roundings ``<= 3u S``,
+  ``S = |e1| + |e2| + |a3| + |ll|``; exact Fast2Sum. Total
+  ``<= 2^-102 + 2^-102.8 + 2^-105 + N 2^-124 + (3 + 1)u S + 2^-1060``, and
+  ``L_rad = [2^-100 + N 2^-120 + 2^-50 S + err2 / den](1 + 2^-40)``, the last term bounding
+  ``|log s_true - log s_mid|`` (mean value theorem on the ball). Relative to ``log s``
+  (``>= 2^-17.1`` here) this is ``< 2^-82.9`` however ``s`` sits -- the same order as the arb
+  route's radius (``~ err / s``, itself ``>= EXP_REL (s - 1) / s``).
 
-``tests/test_reference_fast_kernels.py`` checks both against arb on random and edge ``s``.
+So every row whose max is unique up to ``s - 1 >= 2^-900`` gets both scalars here; arb is left
+with rows of exactly one finite term or a remainder ``< 2^-900``, and with unreasonably wide
+balls. ``tests/test_reference_fast_kernels.py`` checks both against arb on random and edge ``s``.
 """
 from __future__ import annotations
 
@@ -161,6 +186,9 @@ EXPMASK = 0x7FF0000000000000
 MANTMASK = 0x000FFFFFFFFFFFFF
 C24 = 1.0 / 24
 C6 = 1.0 / 6
+C3 = 1.0 / 3
+C5 = 1.0 / 5
+C7 = 1.0 / 7
 SPLITTER = 134217729.0  # 2^27 + 1 (Veltkamp)
 INF = math.inf
 NAN = math.nan
@@ -342,6 +370,18 @@ def decide_safe_core(hi, lo, A):
 
 
 @njit(**_JIT)
+def _log1p_small(vh, vl):
+    """log1p(vh + vl) for |vh| <= 2^-17, |vl| <= 2^-50 |vh| (proof in the module docstring):
+    (Lh, Ll) with |Lh + Ll - log1p(vh + vl)| <= 2^-85 |vh| + 2^-1060."""
+    qh, ql = two_prod(vh, vh)  # vh^2 exactly
+    tail = (qh * vh) * (C3 - vh * (0.25 - vh * (C5 - vh * (C6 - vh * C7))))
+    corr = vl * ((1.0 - vh) + qh)  # log1p(vh + vl) - log1p(vh) = vl (1 - vh + vh^2 - ...)
+    Lh, e = two_sum(vh, -0.5 * qh)
+    Ll = ((e - 0.5 * ql) + tail) + corr
+    return fast_two_sum(Lh, Ll)
+
+
+@njit(**_JIT)
 def _row_scalars_dd(nzero, rest, c_tot, err, thi, tlo, L1, L2a, L2b, inv, info, r):
     """log s and 1/s as (hi, lo, rad) with the bounds of the module docstring; returns False
     (info untouched) where the preconditions fail and arb must answer."""
@@ -349,31 +389,51 @@ def _row_scalars_dd(nzero, rest, c_tot, err, thi, tlo, L1, L2a, L2b, inv, info, 
     sl2 = sl + c_tot
     err2 = (err + U * abs(sl2)) * (1.0 + 2.0 ** -40)
     sh, sl = fast_two_sum(sh, sl2)
-    if not (sh >= 1.0625 and err2 <= 2.0 ** -60 * sh and sh < 2.0 ** 700):
+    if not (sh >= 1.0 and err2 <= 2.0 ** -60 * sh and sh < 2.0 ** 700):
         return False
+    den = sh * (1.0 - 2.0 ** -50) - err2
+    wh, wl = two_sum(rest, c_tot)
+    if nzero == 1 and wh < 2.0 ** -17:
+        # (A) s = 1 + w, w small: log1p(w) straight from w = rest + c_tot
+        if not (wh >= 2.0 ** -900 and err <= 2.0 ** -40 * wh):
+            return False
+        Lh, Ll = _log1p_small(wh, wl)
+        L_rad = ((2.0 ** -85 * wh + 2.0 ** -1060) + err * (1.0 + 2.0 ** -30)) * (1.0 + 2.0 ** -40)
+    else:
+        # (B) s = 2^(N/2^16) (1 + v): N ln2/2^16 from the Cody-Waite constants, log1p(v) by series
+        N = int(math.log2(sh) * 65536.0 + 0.5)
+        E = N >> TBITS
+        j = N & (TSIZE - 1)
+        sc = pow2(-E)
+        Mh = sh * sc  # exact scalings
+        Ml = sl * sc
+        Th = thi[j]
+        Tl = tlo[j]
+        Dh, Dl = two_sum(Mh - Th, Ml - Tl)  # Mh - Th exact (Sterbenz)
+        vh = Dh / Th
+        p, pe = two_prod(vh, Th)
+        rv = (((Dh - p) - pe) + Dl) - vh * Tl  # Dh - p exact (Sterbenz)
+        vl = rv / Th
+        if not (abs(vh) <= 2.0 ** -17 and abs(vl) <= 2.0 ** -50 * abs(vh)):
+            return False
+        lh, ll = _log1p_small(vh, vl)
+        Nf = float(N)
+        a1 = Nf * L1  # exact (N < 2^26, L1 has 26 bits)
+        a2 = Nf * L2a  # exact
+        a3 = Nf * L2b
+        h1, e1 = two_sum(a1, a2)
+        Lh, e2 = two_sum(h1, lh)
+        Ll = ((e1 + e2) + a3) + ll
+        S = ((abs(e1) + abs(e2)) + abs(a3)) + abs(ll)
+        Lh, Ll = fast_two_sum(Lh, Ll)
+        L_rad = (((2.0 ** -100 + Nf * 2.0 ** -120) + 2.0 ** -50 * S) + err2 / den) * (1.0 + 2.0 ** -40)
     # 1/s
     Ch = 1.0 / sh
     p, pe = two_prod(Ch, sh)
     rr = ((1.0 - p) - pe) - Ch * sl
     Cl = Ch * rr
     Ch, Cl = fast_two_sum(Ch, Cl)
-    den = sh * (1.0 - 2.0 ** -50) - err2
     C_rad = (2.0 ** -100 * Ch + (err2 / den) / (sh * (1.0 - 2.0 ** -50))) * (1.0 + 2.0 ** -40)
-    # log s: one Newton step on exp_dd
-    y0 = math.log(sh)
-    H, L, k = exp_dd1(-y0, 0.0, thi, tlo, L1, L2a, L2b, inv)
-    p, pe = two_prod(sh, H)
-    corr = pe + (sh * L + sl * H)
-    sc = pow2(k)
-    t0 = p * sc - 1.0
-    c2 = corr * sc
-    if not (abs(t0) + abs(c2) <= 2.0 ** -45):
-        return False
-    tt = t0 + c2
-    Lh, e1 = two_sum(y0, t0)
-    Ll = (e1 + c2) - 0.5 * (tt * tt)
-    Lh, Ll = fast_two_sum(Lh, Ll)
-    L_rad = (EXP_REL * (1.0 + 2.0 ** -40) + 2.0 ** -94 + err2 / den) * (1.0 + 2.0 ** -40)
     info[r, F_LHI] = Lh
     info[r, F_LLO] = Ll
     info[r, F_LRAD] = L_rad
