@@ -9,6 +9,11 @@ def test_softmax_is_numerically_sound():
     infoaudit.assert_stable(softmax, "softmax", framework="torch")
 
 
+def test_softmax_gradients_are_sound():
+    # --grad: the gradients torch.autograd computes through softmax, against the exact derivative
+    infoaudit.assert_stable(softmax, "softmax", framework="torch", grad=True)
+
+
 def test_softmax_with_the_fixture(infoaudit_gate):
     infoaudit_gate(softmax, "softmax", framework="torch", dtype="float32")
 

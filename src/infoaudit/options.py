@@ -117,6 +117,9 @@ OPTIONS: tuple[Option, ...] = (
            "--json result", metavar="FILE"),
     Option("flush_to_zero", "judge against the exact value rounded with subnormals flushed to zero "
            "(applied automatically where the backend is probed to flush)", flag=True),
+    Option("grad", "also audit the implementation's gradients through its own framework's autodiff "
+           "(torch.autograd / jax.vjp) against the exact derivative, after each dtype's forward audit "
+           "(torch and jax only)", flag=True),
     Option("junit_xml", "write a JUnit XML report", metavar="FILE", cli_only=True, pyproject=False),
     Option("json", "write the results as JSON (usable later as --baseline)", metavar="FILE", cli_only=True,
            pyproject=False),

@@ -17,7 +17,8 @@ Three ways, all with the same report and copy-paste reproducer on failure::
 Options (each defined once in :mod:`infoaudit.options`): ``--infoaudit-profile``,
 ``--infoaudit-examples``, ``--infoaudit-seed``, ``--infoaudit-dtype``, ``--infoaudit-device``,
 ``--infoaudit-timeout``, ``--infoaudit-relative``, ``--infoaudit-baseline``,
-``--infoaudit-flush-to-zero``, the same as ``infoaudit_*`` ini keys, and ``[tool.infoaudit]``.
+``--infoaudit-flush-to-zero``, ``--infoaudit-grad`` (gradients too), the same as ``infoaudit_*``
+ini keys, and ``[tool.infoaudit]``.
 A marker's keyword options (other than impl/quantity/framework) override them for that test.
 
 This module is imported by every pytest run in an environment where infoaudit is installed, so

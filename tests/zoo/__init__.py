@@ -33,6 +33,49 @@ class Member:
         return f"{self.framework}:{self.name}"
 
 
+@dataclass(frozen=True)
+class GradMember:
+    """A member of the gradient zoo (``infoaudit gate --grad``): its forward values are sound (the
+    gate without --grad passes it, unless ``forward_finding``), its gradient is sound or not."""
+
+    framework: str
+    quantity: str
+    name: str
+    grad_sound: bool
+    why: str
+    finding: str = ""           # a framework op whose gradient the gate rejects: documented, exit 1
+    module: str = ""            # where the function lives (default: tests.zoo.zoo_grad_<framework>)
+    forward_finding: bool = False   # the forward gate already rejects it (a documented forward finding)
+
+    @property
+    def expected_grad_exit(self):
+        return 0 if self.grad_sound and not self.finding else 1
+
+    @property
+    def expected_forward_exit(self):
+        return 1 if self.forward_finding else 0
+
+    @property
+    def impl(self):
+        return f"{self.module or f'tests.zoo.zoo_grad_{self.framework}'}:{self.name}"
+
+    @property
+    def id(self):
+        return f"{self.framework}:{self.name}"
+
+
+def grad_members():
+    """Every gradient-zoo member whose framework imports here."""
+    out = []
+    for mod in ("zoo_grad_torch", "zoo_grad_jax"):
+        try:
+            m = __import__(f"{__name__}.{mod}", fromlist=["GRAD_MEMBERS"])
+        except ImportError:
+            continue
+        out += m.GRAD_MEMBERS
+    return out
+
+
 def register(module_globals, framework, members, quantity, name, fn, stable, why, finding=""):
     inner = fn
 

@@ -13,6 +13,10 @@ x64 --, scalars Python floats), on fresh copies. Anything other than a correct a
 failure with what happened: an exception, a hang past the per-call timeout, a non-array, the
 wrong shape or dtype, a mutated input. The gate itself never crashes on a hostile implementation
 and never passes one.
+
+With ``grad=True`` (``infoaudit gate --grad``) each dtype's forward audit is followed by an audit
+of the implementation's gradients through its framework's autodiff on the same inputs
+(:mod:`.gate_grad`); its verdict is ``DtypeResult.grad``.
 """
 from __future__ import annotations
 
@@ -549,6 +553,7 @@ class Context:
     flush_requested: bool = False
     baseline: dict | None = None       # baseline cell (regression mode)
     fw_op: object = None               # relative rule: callable(*framework args) -> framework array
+    seen: list = field(default_factory=list)   # (label, prepared inputs, fixed?) of every case judged
 
     @property
     def flushing(self):
@@ -953,9 +958,21 @@ class DtypeResult:
     seconds: float = 0.0
     calls: int = 0
     call_seconds: float = 0.0
+    grad: dict | None = None         # --grad: the gradient audit of this dtype (gate_grad.grad_cell)
+
+    @property
+    def grad_failed(self):
+        return bool(self.grad) and self.grad.get("verdict") == "fail"
+
+    @property
+    def failed(self):
+        return self.verdict == "fail" or self.grad_failed
 
     def as_dict(self):
-        return dict(self.__dict__)
+        d = dict(self.__dict__)
+        if d.get("grad") is None:
+            d.pop("grad", None)
+        return d
 
 
 @dataclass
@@ -969,10 +986,11 @@ class GateReport:
     examples: int
     results: list
     source: tuple | None = None      # (file, line) of the implementation
+    grad: bool = False               # gradients audited too (--grad)
 
     @property
     def passed(self):
-        return all(r.verdict in ("pass", "skipped") for r in self.results) and any(
+        return all(r.verdict in ("pass", "skipped") and not r.grad_failed for r in self.results) and any(
             r.verdict == "pass" for r in self.results)
 
     @property
@@ -982,7 +1000,7 @@ class GateReport:
     def as_dict(self):
         return {"infoaudit_gate": 1, "quantity": self.quantity, "impl": self.impl, "framework": self.framework,
                 "device": self.device, "profile": self.profile, "seed": self.seed, "examples": self.examples,
-                "passed": self.passed, "exit_code": self.exit_code,
+                "grad": self.grad, "passed": self.passed, "exit_code": self.exit_code,
                 "cells": {r.dtype: r.as_dict() for r in self.results}}
 
 
@@ -1092,11 +1110,12 @@ def gate_dtype(ctx: Context, *, examples=60, seed=0, inputs="quick", shrink_s=10
             stats["max_score"] = max(stats["max_score"], j.max_score)
             stats["nonfinite"] += j.nonfinite_count
 
-    def run_case(args, label=""):
+    def run_case(args, label="", fixed=False):
         inputs = _prepare(ctx.q, args, ctx.dtype)
         outcome = ctx.harness.call(inputs)
         j = judge(ctx, inputs, outcome, label)
         account(j, outcome)
+        ctx.seen.append((label, inputs, fixed))
         return j
 
     ref_skips = []
@@ -1108,7 +1127,7 @@ def gate_dtype(ctx: Context, *, examples=60, seed=0, inputs="quick", shrink_s=10
     first_fail = None
     for label, args in fixed_cases(ctx.q.name, ctx.dtype):
         try:
-            j = run_case(args, label)
+            j = run_case(args, label, fixed=True)
         except Q.InputError:
             continue
         except _ReferenceError as e:
@@ -1227,11 +1246,16 @@ def describe_impl(fn):
 
 def run_gate(fn, quantity, framework=None, *, dtypes=None, device="cpu", profile="default", examples=60,
              seed=0, timeout=20.0, relative=None, baseline=None, flush_to_zero=False, inputs="quick",
-             impl_name=None, impl_import=None, fn_name="impl", user_profiles=None, log=None) -> GateReport:
+             impl_name=None, impl_import=None, fn_name="impl", user_profiles=None, log=None,
+             grad=False) -> GateReport:
     """Gate ``fn`` as an implementation of ``quantity``; see the module docstring.
 
+    ``grad``: also audit the gradients of ``fn`` through its framework's autodiff after each
+    dtype's forward audit (:mod:`.gate_grad`; torch and jax only).
+
     Raises :class:`GateUsageError` for usage errors (unknown quantity/framework/dtype, bad profile,
-    unreadable baseline); implementation failures are verdicts, never exceptions.
+    unreadable baseline, --grad without autodiff); implementation failures are verdicts, never
+    exceptions.
     """
     try:
         q = Q.get(quantity)
@@ -1240,7 +1264,15 @@ def run_gate(fn, quantity, framework=None, *, dtypes=None, device="cpu", profile
     if not callable(fn):
         raise GateUsageError(f"{impl_name or fn!r} is not callable (it is a {type(fn).__name__})")
     framework = framework or infer_framework(fn)
+    if grad:
+        from . import gate_grad as GG
+        GG.check_usage(framework, q.name)
     ad = framework_adapter(framework, device)
+    if grad:
+        try:
+            GG._backend(framework)
+        except Exception as e:  # noqa: BLE001 - BackendUnavailable
+            raise GateUsageError(f"--grad: {e}") from None
     if isinstance(profile, P.Profile):
         prof = profile
     else:
@@ -1329,9 +1361,19 @@ def run_gate(fn, quantity, framework=None, *, dtypes=None, device="cpu", profile
         elif res.cases == 0 and res.calls == 0:
             res.verdict = "fail"
             res.failure = {"kind": "no_cases", "message": "no case could be run", "reproducer": ""}
+        if grad:
+            skip = None
+            if failing is not None and failing.kind == "timeout":
+                skip = "not differentiated: the implementation hung on its forward pass"
+            elif res.cases == 0:
+                skip = "not differentiated: no forward case ran"
+            res.grad = GG.grad_cell(ctx, fn, examples=examples, impl_import=impl_import, fn_name=fn_name,
+                                    timeout=timeout, baseline_cell=(base_cells.get(d) if base_cells is not None
+                                                                    else None),
+                                    skip_reason=skip, log=log)
         res.seconds = round(time.perf_counter() - t0, 3)
         results.append(res)
-    return GateReport(q.name, impl_name, framework, ad.device, prof.name, seed, examples, results, src)
+    return GateReport(q.name, impl_name, framework, ad.device, prof.name, seed, examples, results, src, bool(grad))
 
 
 def _jsonable(v):

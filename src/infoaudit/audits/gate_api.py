@@ -44,7 +44,8 @@ def gate(fn, quantity, framework=None, **options):
         return G.run_gate(fn, quantity, framework, dtypes=opts["dtype"], device=opts["device"],
                           profile=opts["profile"], examples=opts["examples"], seed=opts["seed"],
                           timeout=opts["timeout"], relative=opts["relative"], baseline=opts["baseline"],
-                          flush_to_zero=opts["flush_to_zero"], user_profiles=opts["profiles_config"])
+                          flush_to_zero=opts["flush_to_zero"], user_profiles=opts["profiles_config"],
+                          grad=opts["grad"])
     except G.GateUsageError as e:
         raise GateUsage(str(e)) from None
 
@@ -55,7 +56,8 @@ def assert_stable(fn, quantity, framework=None, **options):
     ``fn`` takes the quantity's arguments in the DESIGN table order as arrays of ``framework``
     ("numpy", "torch", "jax"; inferred from fn's module when omitted) in the audited dtype.
     Options (all optional): dtype ("float32,float16" or a list), device, profile, examples, seed,
-    timeout, relative, baseline, flush_to_zero. Returns the report when every dtype passes.
+    timeout, relative, baseline, flush_to_zero, grad (also audit the gradients through the
+    framework's autodiff). Returns the report when every dtype passes.
     """
     __tracebackhide__ = True  # pytest: show the report, not this frame
     from .gate_cmd import render_text

@@ -88,6 +88,33 @@ def verdict_line(rep, r) -> str:
             f"[{r.seconds:.1f} s]")
 
 
+def grad_line(rep, r) -> str:
+    """The verdict line of one dtype's gradient audit (--grad)."""
+    g = r.grad
+    head = {"pass": "PASS", "fail": "FAIL", "skipped": "SKIP"}[g["verdict"]]
+    if g["verdict"] == "skipped":
+        return f"{head}  {rep.quantity} {r.dtype:<8} grad  " + "; ".join(g.get("notes", []))
+    th = g.get("thresholds", {})
+    lim = f"cae <= {th.get('grad_cae', 0):g}" + (f" + {th['grad_cae_per_log2n']:g}*log2 n" if th.get("grad_cae_per_log2n") else "")
+    floor = (f"({th.get('grad_floor', 0):g} + {th['grad_floor_per_log2n']:g}*log2 n)" if th.get("grad_floor_per_log2n")
+             else f"{th.get('grad_floor', 0):g}")
+    cae = f"max cae {g['max_cae']:.3g}" if g.get("max_cae") is not None else "cae n/a"
+    return (f"{head}  {rep.quantity} {r.dtype:<8} grad  {g['cases']} cases, {g['components']:,} gradient components "
+            f"({g.get('how') or 'autodiff'}): max error {g['max_score']:.3g}x allowed (limit 1; {lim} or {floor}*u*T "
+            f"or {th.get('grad_ulp', 0):g} ULP); {cae}; non-finite {g['nonfinite_total']} (limit {th.get('grad_nonfinite', 0)}); "
+            f"flushed {g['flushed_bad']} (limit {th.get('grad_flushed', 0)})  [{g['seconds']:.1f} s]")
+
+
+def _failure_lines(f, what="") -> list:
+    lines = [f"      {what}{_kind_text(f['kind'])}: {f['message']}"]
+    if f.get("label"):
+        lines.append(f"      found by: {f['label']}")
+    if f.get("reproducer"):
+        lines.append("      reproducer (shrunk; copy-paste):")
+        lines += ["        " + ln for ln in f["reproducer"].splitlines()]
+    return lines
+
+
 def render_text(rep, verbose=False) -> str:
     lines = [f"infoaudit gate: {rep.quantity} -- impl {rep.impl}, framework {rep.framework} ({rep.device}), "
              f"profile {rep.profile}, seed {rep.seed}, {rep.examples} examples per dtype after the fixed corpus"]
@@ -96,20 +123,20 @@ def render_text(rep, verbose=False) -> str:
         for n in r.notes:
             lines.append(f"      note: {n}")
         if r.failure:
-            f = r.failure
-            lines.append(f"      {_kind_text(f['kind'])}: {f['message']}")
-            if f.get("label"):
-                lines.append(f"      found by: {f['label']}")
-            if f.get("reproducer"):
-                lines.append("      reproducer (shrunk; copy-paste):")
-                lines += ["        " + ln for ln in f["reproducer"].splitlines()]
+            lines += _failure_lines(r.failure)
+        if getattr(r, "grad", None):
+            lines.append(grad_line(rep, r))
+            for n in r.grad.get("notes", []):
+                lines.append(f"      note: {n}")
+            if r.grad.get("failure"):
+                lines += _failure_lines(r.grad["failure"], "gradient: ")
     if verbose:
         for r in rep.results[:1]:
             lines.append("thresholds (" + rep.profile + "):")
             for m, why in r.thresholds.get("reasons", {}).items():
                 lines.append(f"      {m} = {r.thresholds.get(m)!r}: {why}")
     ok = rep.passed
-    nfail = sum(r.verdict == "fail" for r in rep.results)
+    nfail = sum(r.verdict == "fail" or bool(getattr(r, "grad_failed", False)) for r in rep.results)
     lines.append("result: " + ("PASS" if ok else f"FAIL ({nfail} of {len(rep.results)} dtype(s) failed)")
                  + f" -> exit {rep.exit_code}")
     return "\n".join(lines)
@@ -119,7 +146,8 @@ def _kind_text(kind):
     return {"numerical": "numerical failure", "raised": "implementation raised", "timeout": "implementation hung",
             "not_array": "not an array", "wrong_shape": "wrong shape", "wrong_dtype": "wrong dtype",
             "mutated": "mutated its input", "unreadable": "unreadable result",
-            "unsupported": "inputs could not be built", "no_cases": "nothing ran"}.get(kind, kind)
+            "unsupported": "inputs could not be built", "no_cases": "nothing ran",
+            "not_differentiable": "not differentiable"}.get(kind, kind)
 
 
 def _gh_escape(s):
@@ -150,15 +178,23 @@ def github_annotations(rep) -> str:
         for n in r.notes:
             if "flush" in n:
                 out.append(f"::notice title={title}::{_gh_escape(n)}")
+        if getattr(r, "grad_failed", False):
+            f = r.grad.get("failure") or {}
+            gt = _gh_prop(f"infoaudit gate --grad: {rep.quantity} {r.dtype} ({rep.framework})")
+            body = f"gradient {_kind_text(f.get('kind', ''))}: {f.get('message', '')}\n\n{f.get('reproducer', '')}"
+            out.append(f"::error {loc}title={gt}::{_gh_escape(body)}")
     return "\n".join(out)
 
 
 def render_junit(rep) -> str:
     import xml.etree.ElementTree as ET
 
-    suite = ET.Element("testsuite", name="infoaudit.gate", tests=str(len(rep.results)),
-                       failures=str(sum(r.verdict == "fail" for r in rep.results)), errors="0",
-                       skipped=str(sum(r.verdict == "skipped" for r in rep.results)),
+    grads = [r for r in rep.results if getattr(r, "grad", None)]
+    suite = ET.Element("testsuite", name="infoaudit.gate", tests=str(len(rep.results) + len(grads)),
+                       failures=str(sum(r.verdict == "fail" for r in rep.results)
+                                    + sum(r.grad["verdict"] == "fail" for r in grads)), errors="0",
+                       skipped=str(sum(r.verdict == "skipped" for r in rep.results)
+                                   + sum(r.grad["verdict"] == "skipped" for r in grads)),
                        time=f"{sum(r.seconds for r in rep.results):.3f}")
     props = ET.SubElement(suite, "properties")
     for k in ("quantity", "impl", "framework", "device", "profile", "seed", "examples"):
@@ -175,6 +211,19 @@ def render_junit(rep) -> str:
             ET.SubElement(tc, "skipped", message="; ".join(r.notes))
         out = ET.SubElement(tc, "system-out")
         out.text = verdict_line(rep, r) + ("\n" + "\n".join(r.notes) if r.notes else "")
+        g = getattr(r, "grad", None)
+        if g:
+            tc = ET.SubElement(suite, "testcase", classname=f"infoaudit.gate.{rep.quantity}.grad",
+                               name=f"{rep.impl}[{r.dtype}, grad]", time=f"{g.get('seconds', 0.0):.3f}")
+            if g["verdict"] == "fail":
+                f = g.get("failure") or {}
+                el = ET.SubElement(tc, "failure", type=f.get("kind", "failure"),
+                                   message=f"gradient {_kind_text(f.get('kind', ''))}: {f.get('message', '')}"[:2000])
+                el.text = grad_line(rep, r) + "\n\n" + f.get("reproducer", "")
+            elif g["verdict"] == "skipped":
+                ET.SubElement(tc, "skipped", message="; ".join(g.get("notes", [])))
+            out = ET.SubElement(tc, "system-out")
+            out.text = grad_line(rep, r) + ("\n" + "\n".join(g.get("notes", [])) if g.get("notes") else "")
     root = ET.Element("testsuites")
     root.append(suite)
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
@@ -234,7 +283,7 @@ def main(args) -> int:
                          flush_to_zero=opts["flush_to_zero"], impl_name=opts["impl"],
                          impl_import=(f"from {modname} import {attr.split('.')[0]}" if "." not in attr
                                       else f"from {modname} import {attr.split('.')[0]}"),
-                         fn_name=attr, user_profiles=opts["profiles_config"])
+                         fn_name=attr, user_profiles=opts["profiles_config"], grad=opts["grad"])
     except G.GateUsageError as e:
         return _usage(str(e))
     print(render_text(rep))

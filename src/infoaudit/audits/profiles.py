@@ -29,7 +29,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-METRICS = ("nonfinite", "ulp", "ulp_per_log2n", "floor", "rel", "invariants", "relative_k", "require_nan", "overflow_margin", "infinite_inputs")
+FORWARD_METRICS = ("nonfinite", "ulp", "ulp_per_log2n", "floor", "rel", "invariants", "relative_k", "require_nan",
+                   "overflow_margin", "infinite_inputs")
+# Thresholds of the gradient audit (``infoaudit gate --grad``); see Thresholds.grad_allowed.
+GRAD_METRICS = ("grad_nonfinite", "grad_cae", "grad_cae_per_log2n", "grad_cae_scalar", "grad_floor",
+                "grad_floor_per_log2n", "grad_ulp", "grad_flushed", "grad_boundary")
+METRICS = FORWARD_METRICS + GRAD_METRICS
 BUILTIN = ("default", "strict")
 
 
@@ -65,13 +70,63 @@ class Thresholds:
     require_nan: bool = False
     overflow_margin: float = 1.0
     infinite_inputs: str = "all"
+    # gradients (--grad)
+    grad_nonfinite: int = 0
+    grad_cae: float = 8.0
+    grad_cae_per_log2n: float = 0.0
+    grad_cae_scalar: float = 2000.0
+    grad_floor: float = 8.0
+    grad_floor_per_log2n: float = 0.0
+    grad_ulp: float = 4.0
+    grad_flushed: int = 0
+    grad_boundary: str = "accept"
     reasons: dict = field(default_factory=dict)
 
     def ulp_limit(self, n: int) -> float:
         return self.ulp + self.ulp_per_log2n * (math.log2(n) if n > 1 else 0.0)
 
     def as_dict(self):
-        return {m: getattr(self, m) for m in METRICS} | {"reasons": dict(self.reasons)}
+        return {m: getattr(self, m) for m in FORWARD_METRICS} | {
+            "reasons": {k: v for k, v in self.reasons.items() if k in FORWARD_METRICS}}
+
+    # ---- gradients
+
+    def grad_cae_limit(self, n: int, scalar=False) -> float:
+        if scalar:
+            return self.grad_cae_scalar
+        return self.grad_cae + self.grad_cae_per_log2n * (math.log2(n) if n > 1 else 0.0)
+
+    def grad_floor_limit(self, n: int) -> float:
+        return self.grad_floor + self.grad_floor_per_log2n * (math.log2(n) if n > 1 else 0.0)
+
+    def grad_allowed(self, n, u, N, gmag, T, ulp, scalar=False):
+        """Allowed absolute error of each gradient component: the largest of
+        L u (N + |g*|) (condition-aware error <= L; L u |g*| where N is unknown),
+        F u T (the closed form's terms, T = GRAD_SCALES) and grad_ulp ULPs of g*."""
+        L = self.grad_cae_limit(n, scalar)
+        F = self.grad_floor_limit(n)
+        with np.errstate(all="ignore"):
+            Nf = np.where(np.isfinite(N), N, 0.0) if N is not None else 0.0
+            a = L * u * (Nf + gmag)
+            a = np.maximum(a, F * u * np.asarray(T, dtype=np.float64))
+            a = np.maximum(a, self.grad_ulp * np.asarray(ulp, dtype=np.float64))
+        return a
+
+    def grad_as_dict(self):
+        return {m: getattr(self, m) for m in GRAD_METRICS} | {
+            "reasons": {k: v for k, v in self.reasons.items() if k in GRAD_METRICS}}
+
+    def grad_describe(self, n=1) -> str:
+        parts = [f"cae <= {self.grad_cae:g}" + (f" + {self.grad_cae_per_log2n:g}*log2(n)" if self.grad_cae_per_log2n else "")
+                 + f" (scalar args {self.grad_cae_scalar:g})",
+                 "or abs <= " + (f"({self.grad_floor:g} + {self.grad_floor_per_log2n:g}*log2(n))"
+                                 if self.grad_floor_per_log2n else f"{self.grad_floor:g}") + "*u*T"
+                 + (f" ({GRAD_SCALES[self.quantity][1]})" if self.quantity in GRAD_SCALES else ""),
+                 f"or <= {self.grad_ulp:g} ULP",
+                 f"non-finite <= {self.grad_nonfinite}", f"flushed <= {self.grad_flushed}"]
+        if self.grad_boundary == "accept":
+            parts.append("finite at a one-sided infinite derivative accepted")
+        return "; ".join(parts)
 
     def describe(self, n=1) -> str:
         parts = [f"ulp <= {self.ulp:g}" + (f" + {self.ulp_per_log2n:g}*log2(n) = {self.ulp_limit(n):.3g}"
@@ -129,11 +184,15 @@ def _coerce(metric, v, where):
             if v not in ("all", "masks"):
                 raise ValueError
             return v
+        if metric == "grad_boundary":
+            if v not in ("accept", "judge"):
+                raise ValueError
+            return v
         if metric in ("invariants", "require_nan"):
             if not isinstance(v, bool):
                 raise TypeError
             return v
-        if metric == "nonfinite":
+        if metric in ("nonfinite", "grad_nonfinite", "grad_flushed"):
             v = int(v)
         elif metric in ("rel", "relative_k") and v is None:
             return None
@@ -555,3 +614,280 @@ def unjudged_mask(quantity: str, inputs) -> np.ndarray:
             else:
                 out |= np.any(bad, axis=(-2, -1))
     return out
+
+
+# ------------------------------------------------------------------ gradient term scales T
+#
+# The gradient twin of SCALES: for each quantity the magnitudes of the terms of its closed-form
+# vector-Jacobian product g = J^T c (softmax - onehot, s (1 - s), log p + 1, ...), per gradient
+# component, in float64 from the exact inputs and the cotangent c. Evaluating that closed form in
+# the dtype -- what every framework's backward does -- forces an absolute error of a few u * T
+# (e.g. dCE/dz_y = p_y - 1 at a confident target: T = p_y + 1, the exact value 4e-9 is lost to
+# float32's u = 6e-8). The gate's gradient rule accepts an error within ``grad_floor * u * T``
+# beside the condition-aware limit (see Thresholds.grad_allowed). Scalar arguments (T, eps, beta)
+# get the total over rows. Entries where a term is infinite or undefined get 0 (the non-finite
+# rule judges those).
+
+
+def _fin0(x):
+    with _e():
+        return np.where(np.isfinite(x), x, 0.0)
+
+
+def _pos(p, x):
+    """p * x with 0 * anything = 0."""
+    with _e():
+        return np.where(p > 0, p * x, 0.0)
+
+
+def _onehot(y, n):
+    return (np.arange(n) == np.asarray(y)[..., None]).astype(np.float64)
+
+
+# (threshold, value) while grad_scale runs for a dtype: a probability (or sigmoid) below the dtype's
+# smallest normal is held with an absolute error of half a subnormal ULP = u * tiny, not u * p, so
+# its terms count as tiny in T; on a platform that flushes subnormals (probed) it is held as 0, an
+# absolute error up to tiny itself, so its terms count as tiny / u. Exact zeros stay 0 (a masked
+# entry's gradient must be exactly 0).
+_LIFT = [(0.0, 0.0)]
+
+
+def _lift(p):
+    t, v = _LIFT[0]
+    if not t:
+        return p
+    with _e():
+        return np.where((p > 0) & (p < t), v, p)
+
+
+def _softmax_parts(z):
+    """(p, log-softmax, K) of rows with -inf masks; an all -inf row gives p = 0, lsm = -inf.
+
+    K_j = 1 + |z_j| + sum_k p_k |z_k| is the relative condition of p_j (rounding the logits moves
+    p_j by about u K_j p_j): the terms of a softmax-type VJP carry it.
+    """
+    m, s, p, lse = _lse_parts(z)
+    with _e():
+        p = np.where(np.isfinite(p), p, 0.0)
+        lsm = z - lse
+        az = _absfin(z)
+        K = 1 + az + np.sum(_pos(p, az), axis=-1, keepdims=True)
+    return _lift(p), lsm, K
+
+
+def _g_softmax(c, z):
+    p, _, K = _softmax_parts(z)
+    return {"z": p * K * (np.abs(c) + np.sum(_pos(p, np.abs(c)), axis=-1, keepdims=True))}
+
+
+def _g_log_softmax(c, z):
+    p, _, K = _softmax_parts(z)
+    return {"z": np.abs(c) + p * K * np.sum(np.abs(c), axis=-1, keepdims=True)}
+
+
+def _g_logsumexp(c, z):
+    p, _, K = _softmax_parts(z)
+    return {"z": np.abs(c)[..., None] * p * K}
+
+
+def _g_cross_entropy(c, z, y):
+    p, _, K = _softmax_parts(z)
+    return {"z": np.abs(c)[..., None] * (p * K + _onehot(y, z.shape[-1]))}
+
+
+def _g_nll_loss(c, logp, y):
+    return {"logp": np.abs(c)[..., None] * _onehot(y, logp.shape[-1])}
+
+
+def _g_label_smoothing(c, z, y, eps):
+    p, lsm, Kp = _softmax_parts(z)
+    K = z.shape[-1]
+    oh = _onehot(y, K)
+    t = (1 - eps) * oh + eps / K
+    a = _absfin(lsm)
+    eterm = np.sum(oh * a, axis=-1) + np.mean(a, axis=-1)
+    return {"z": np.abs(c)[..., None] * (p * Kp + t), "eps": float(np.sum(np.abs(c) * eterm))}
+
+
+def _kl_logit_parts(za, zb, T):
+    """Parts of KL(softmax(za/T) || softmax(zb/T)): a, b, pa, pb, |log pa|, |log pb|, their
+    conditions Ka, Kb and Kt = sum pa (|log pa| + |log pb|)."""
+    with _e():
+        a, b = za / T, zb / T
+    pa, la, Ka = _softmax_parts(a)
+    pb, lb, Kb = _softmax_parts(b)
+    la, lb = _absfin(la), _absfin(lb)
+    kt = np.sum(_pos(pa, la + lb), axis=-1, keepdims=True)
+    return a, b, pa, pb, la, lb, Ka, Kb, kt
+
+
+def _kl_first_terms(a, b, pa, pb, la, lb, Ka, Kb, kt):
+    """Terms of pa_j (log pa_j - log pb_j - KL): the factor pa_j (relative condition Ka_j) times the
+    logs, plus the logs' own rounding (|a_j| + |b_j| + their means + 1)."""
+    ea = np.sum(_pos(pa, _absfin(a)), axis=-1, keepdims=True)
+    eb = np.sum(_pos(pb, _absfin(b)), axis=-1, keepdims=True)
+    return _pos(pa, (la + lb + kt) * Ka + _absfin(a) + _absfin(b) + ea + eb + 1)
+
+
+def _g_distillation(c, zs, zt, T):
+    a, b, pt, ps, lt, ls, Kt, Ks, kt = _kl_logit_parts(zt, zs, T)
+    ac = np.abs(c)[..., None]
+    aT = abs(T)
+    g_zs = ac * aT * (ps * Ks + pt * Kt)
+    g_zt = ac * aT * _kl_first_terms(a, b, pt, ps, lt, ls, Kt, Ks, kt)
+    w = np.sum(_pos(pt, _absfin(a) * (lt + ls + kt) * Kt) + _absfin(b) * (ps * Ks + pt * Kt), axis=-1, keepdims=True)
+    g_T = float(np.sum(ac * aT * (2 * kt + w)))
+    return {"zs": g_zs, "zt": g_zt, "T": g_T}
+
+
+def _g_rlhf(c, zp, zr, beta):
+    a, b, pp, pr, lp, lr, Kp, Kr, kt = _kl_logit_parts(zp, zr, 1.0)
+    ac = np.abs(c)[..., None]
+    ab = abs(beta)
+    return {"z_policy": ac * ab * _kl_first_terms(a, b, pp, pr, lp, lr, Kp, Kr, kt),
+            "z_ref": ac * ab * (pr * Kr + pp * Kp), "beta": float(np.sum(ac * kt))}
+
+
+def _g_sigmoid(c, x):
+    return {"x": np.abs(c) * _lift(_sig(x))}
+
+
+def _g_softplus(c, x):
+    # sigmoid(x) = exp(x - softplus(x)) (the logaddexp VJP): the exponent's terms are |x| large
+    return {"x": np.abs(c) * _lift(_sig(x)) * (1 + _absfin(x))}
+
+
+def _g_log_sigmoid(c, x):
+    return {"x": np.abs(c) * _lift(_sig(-x)) * (1 + _absfin(x))}
+
+
+def _g_bce_logits(c, z, t):
+    return {"z": np.abs(c) * (_lift(_sig(z)) * (1 + _absfin(z)) + np.abs(t)), "t": np.abs(c) * _absfin(z)}
+
+
+def _g_bce(c, p, t):
+    with _e():
+        tp = np.where(t != 0, np.abs(t) / p, 0.0)
+        tq = np.where(t != 1, np.abs(1 - t) / (1 - p), 0.0)
+        lp = np.where(p > 0, np.abs(np.log(p)), 0.0)
+        lq = np.where(p < 1, np.abs(np.log1p(-p)), 0.0)
+    return {"p": np.abs(c) * _fin0(tp + tq), "t": np.abs(c) * _fin0(lp + lq)}
+
+
+def _logabs(p):
+    with _e():
+        return _absfin(np.log(p))
+
+
+def _g_entropy(c, p):
+    return {"p": np.abs(c)[..., None] * (_logabs(p) + 1)}
+
+
+def _g_entropy_bits(c, p):
+    return {"p": np.abs(c)[..., None] * (_logabs(p) + 1) / math.log(2)}
+
+
+def _g_self_information_bits(c, p):
+    with _e():
+        return {"p": np.abs(c) * _fin0(1 / (p * math.log(2)))}
+
+
+def _g_binary_entropy_bits(c, p):
+    with _e():
+        lq = _absfin(np.log1p(-p))
+    return {"p": np.abs(c) * (_logabs(p) + lq + 1) / math.log(2)}
+
+
+def _g_kl(c, p, q):
+    ac = np.abs(c)[..., None]
+    with _e():
+        r = _fin0(np.where(p > 0, p / q, 0.0))
+    return {"p": ac * (_logabs(p) + _logabs(q) + 1), "q": ac * r}
+
+
+def _g_cross_entropy_probs(c, p, q):
+    ac = np.abs(c)[..., None]
+    with _e():
+        r = _fin0(np.where(p > 0, p / q, 0.0))
+    return {"p": ac * _logabs(q), "q": ac * r}
+
+
+def _g_gaussian_kl(c, mu, logvar):
+    ac = np.abs(c)[..., None]
+    with _e():
+        ev = _fin0(np.exp(logvar))
+    return {"mu": ac * _absfin(mu), "logvar": ac * (ev * (1 + _absfin(logvar)) + 1) / 2}
+
+
+def _g_joint_entropy(c, P):
+    return {"P": np.abs(c)[..., None, None] * (_logabs(P) + 1)}
+
+
+def _g_conditional_entropy(c, P):
+    px = np.sum(P, axis=-1, keepdims=True)
+    return {"P": np.abs(c)[..., None, None] * (_logabs(P) + _logabs(px) + 2)}
+
+
+def _g_mutual_information(c, P):
+    px = np.sum(P, axis=-1, keepdims=True)
+    py = np.sum(P, axis=-2, keepdims=True)
+    return {"P": np.abs(c)[..., None, None] * (_logabs(P) + _logabs(px) + _logabs(py) + 3)}
+
+
+# name -> (T function (cotangent, *inputs) -> {argument: T}, one-line statement of T)
+GRAD_SCALES = {
+    "softmax": (_g_softmax, "T = p_i K_i (|c_i| + sum_j p_j |c_j|): terms of p_i (c_i - sum_j p_j c_j), "
+                "K_i = 1 + |z_i| + sum_j p_j |z_j| the condition of p_i"),
+    "log_softmax": (_g_log_softmax, "T = |c_i| + p_i K_i sum_j |c_j|: terms of c_i - p_i sum_j c_j"),
+    "logsumexp": (_g_logsumexp, "T = |c| p_i K_i: the product c softmax(z)_i"),
+    "sigmoid": (_g_sigmoid, "T = |c| s: terms of c s (1 - s) with s = sigmoid(x)"),
+    "softplus": (_g_softplus, "T = |c| sigmoid(x) (1 + |x|): terms of exp(x - softplus(x))"),
+    "log_sigmoid": (_g_log_sigmoid, "T = |c| sigmoid(-x) (1 + |x|): terms of exp(-x - softplus(-x))"),
+    "entropy": (_g_entropy, "T = |c| (|log p_i| + 1): terms of -(log p_i + 1)"),
+    "entropy_bits": (_g_entropy_bits, "T = |c| (|log p_i| + 1) / ln 2"),
+    "self_information_bits": (_g_self_information_bits, "T = |c| / (p ln 2)"),
+    "binary_entropy_bits": (_g_binary_entropy_bits, "T = |c| (|log p| + |log(1-p)| + 1) / ln 2: terms of log2((1-p)/p)"),
+    "kl_divergence": (_g_kl, "T_p = |c| (|log p_i| + |log q_i| + 1), T_q = |c| p_i / q_i"),
+    "cross_entropy_probs": (_g_cross_entropy_probs, "T_p = |c| |log q_i|, T_q = |c| p_i / q_i"),
+    "cross_entropy": (_g_cross_entropy, "T = |c| (p_i K_i + [i = y]): terms of softmax - onehot"),
+    "nll_loss": (_g_nll_loss, "T = |c| [i = y]"),
+    "binary_cross_entropy": (_g_bce, "T_p = |c| (t/p + (1-t)/(1-p)), T_t = |c| (|log p| + |log(1-p)|)"),
+    "binary_cross_entropy_with_logits": (_g_bce_logits, "T_z = |c| (sigmoid(z) (1 + |z|) + |t|): terms of sigmoid(z) - t; T_t = |c z|"),
+    "label_smoothing_cross_entropy": (_g_label_smoothing,
+                                      "T_z = |c| (p_i K_i + target_i): terms of softmax - target; T_eps = sum |c| (|lsm_y| + mean |lsm|)"),
+    "distillation_loss": (_g_distillation,
+                          "T_zs = |c T| (ps_i K_i + pt_i K_i); T_zt = |c T| pt_i ((|log pt_i| + |log ps_i| + sum pt (|log pt| + |log ps|)) K_i + |z/T| terms); T_T: terms of 2T KL + T^2 dKL/dT"),
+    "rlhf_kl_penalty": (_g_rlhf, "T_policy = |c beta| pp_i ((|log pp_i| + |log pr_i| + KL terms) K_i + |z| terms); T_ref = |c beta| (pr_i K_i + pp_i K_i); T_beta = |c| KL terms"),
+    "gaussian_kl": (_g_gaussian_kl, "T_mu = |c mu|, T_logvar = |c| (exp(logvar) (1 + |logvar|) + 1) / 2: terms of (exp(logvar) - 1) / 2 and their condition"),
+    "joint_entropy": (_g_joint_entropy, "T = |c| (|log P| + 1)"),
+    "conditional_entropy": (_g_conditional_entropy, "T = |c| (|log P| + |log P_x| + 2)"),
+    "mutual_information": (_g_mutual_information, "T = |c| (|log P| + |log P_x| + |log P_y| + 3)"),
+}
+
+
+def grad_scale(quantity: str, inputs, cotangent, dtype=None, flushing=False) -> dict:
+    """{argument name: T} for the gradient of ``quantity`` at ``inputs`` (float arrays in any float
+    dtype, broadcast for elementwise quantities; labels; scalars) with ``cotangent``. With
+    ``dtype``, probabilities below its smallest normal count as that normal, or as normal / u on a
+    platform that flushes subnormals (``flushing``; see _LIFT)."""
+    from ..dtypes import fmt
+
+    args = [np.asarray(a).astype(np.float64) if isinstance(a, np.ndarray) and a.dtype.kind not in "iu"
+            else a for a in inputs]
+    fn = GRAD_SCALES[quantity][0]
+    old = _LIFT[0]
+    if dtype is not None:
+        f = fmt(dtype)
+        _LIFT[0] = (f.tiny, f.tiny / f.unit_roundoff if flushing else f.tiny)
+    else:
+        _LIFT[0] = (0.0, 0.0)
+    try:
+        with _e():
+            out = fn(np.asarray(cotangent, dtype=np.float64), *args)
+    finally:
+        _LIFT[0] = old
+    res = {}
+    for k, v in out.items():
+        v = np.asarray(v, dtype=np.float64)
+        res[k] = np.where(np.isnan(v), 0.0, np.where(np.isinf(v), np.finfo(np.float64).max, v))
+    return res
