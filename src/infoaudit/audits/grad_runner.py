@@ -31,7 +31,8 @@ import numpy as np
 from .. import quantities as Q
 from ..dtypes import FORMATS, dtype_name
 from .compare import Unsupported
-from .runner import PROFILE_SETTINGS, _hypothesis_phase, _with_timeout, cell_key, group_seed, stack_cases
+from .runner import (PROFILE_SETTINGS, _hypothesis_phase, _with_timeout, cell_key, group_seed, profile_variants,
+                     stack_cases)
 
 # examples of the search / of the non-finite search per group; corpus cases up to corpus_max elements;
 # max_unit: largest unit (inputs) whose gradient condition (cae) is computed; jax_eager: also
@@ -459,15 +460,7 @@ def run_grad_group(task: dict) -> dict:
     """Process-pool task: the gradient audit of one (quantity, dtype); JSON-able dict."""
     t0 = time.perf_counter()
     targets, skipped = grad_targets(task["quantity"], task["dtype"], task.get("backends"), task.get("devices"))
-    if PROFILE_SETTINGS[task["profile"]].get("variants") == "first":
-        seen, firsts = set(), []
-        for t in targets:
-            if (t.backend, t.device) not in seen:
-                seen.add((t.backend, t.device))
-                firsts.append(t)
-            else:
-                skipped.append((t.backend, f"variant {t.variant!r}: not audited by the {task['profile']} profile"))
-        targets = firsts
+    targets = profile_variants(targets, skipped, task["profile"])
     if not GRAD_SETTINGS[task["profile"]]["jax_eager"]:
         from ..backends.grad import is_jit_variant
 

@@ -1249,20 +1249,26 @@ def _attach_snippets(d, target):
 # ---------------------------------------------------------------- process-pool tasks
 
 
+def profile_variants(targets, skipped, profile):
+    """The targets the profile audits: all variants, or (``variants="first"``) each backend's
+    primary op per device; the others are appended to ``skipped`` with the reason."""
+    if PROFILE_SETTINGS[profile].get("variants") != "first":
+        return list(targets)
+    seen, firsts = set(), []
+    for t in targets:
+        if (t.backend, t.device) not in seen:
+            seen.add((t.backend, t.device))
+            firsts.append(t)
+        else:
+            skipped.append((t.backend, f"variant {t.variant!r}: not audited by the {profile} profile"))
+    return firsts
+
+
 def run_group(task: dict) -> dict:
     """Process-pool task: audit one (quantity, dtype) on the installed backends; JSON-able dict."""
     t0 = time.perf_counter()
     targets, skipped = targets_for(task["quantity"], task["dtype"], task.get("backends"), task.get("devices"))
-    if PROFILE_SETTINGS[task["profile"]].get("variants") == "first":
-        seen = set()
-        firsts = []
-        for t in targets:
-            if (t.backend, t.device) not in seen:
-                seen.add((t.backend, t.device))
-                firsts.append(t)
-            else:
-                skipped.append((t.backend, f"variant {t.variant!r}: not audited by the {task['profile']} profile"))
-        targets = firsts
+    targets = profile_variants(targets, skipped, task["profile"])
     extra = list(task.get("extra_cases", ()))
     if task.get("extra_lists"):
         from ..corpus import _from_lists
