@@ -250,3 +250,28 @@ def test_label_smoothing_masked_row_and_eps_gradient():
     assert np.isnan(r["z"].result[1]).all() and np.isnan(r["eps"].result) and r["eps"].exact.hi == 0
     r = compare_grad("label_smoothing_cross_entropy", jax, z, y, 0.125, dtype="float32", variant="jit")
     assert "eps" in r.skipped and "static" in r.skipped["eps"]
+
+
+def test_jax_custom_vjp_rule_is_used_when_passed_directly():
+    """A jax.custom_vjp object carries __wrapped__ (the undecorated function); the adapter must
+    differentiate the object itself, so a (deliberately doubled) custom rule shows in the gradient."""
+    backend_or_skip("jax")
+    import jax
+
+    from infoaudit.backends import Op
+
+    @jax.custom_vjp
+    def lse(z):
+        return jax.nn.logsumexp(z, axis=-1)
+
+    def fwd(z):
+        return lse(z), z
+
+    def bwd(z, g):
+        return (2.0 * g[..., None] * jax.nn.softmax(z, axis=-1),)
+
+    lse.defvjp(fwd, bwd)
+    z = np.array([[0.0, 1.0, 2.0]], dtype=np.float32)
+    r = compare_grad("logsumexp", "jax", z, dtype="float32", op=Op("user", lse, False, "lse"), condition=False)
+    exact = r["z"].errors.expected
+    assert np.allclose(r["z"].result, 2.0 * exact, rtol=1e-6)

@@ -196,7 +196,9 @@ def _jax_vjp(mod, op, q, inputs, cot, device):
     fdt = _float_dtype_of(q, inputs)
     f64 = any(isinstance(v, np.ndarray) and v.dtype == np.float64 for v in inputs)
     scope = mod.x64_scope(f64) if hasattr(mod, "x64_scope") else contextlib.nullcontext()
-    fn = getattr(op.fn, "__wrapped__", op.fn)
+    # unwrap only our own x64/blocking wrapper: a user's jax.custom_vjp / custom_jvp object also
+    # has __wrapped__ (the undecorated function), and unwrapping it would skip the custom rule
+    fn = getattr(op.fn, "_infoaudit_inner", op.fn)
     jit = is_jit_variant(op.variant)
     skipped = {}
     with scope:
