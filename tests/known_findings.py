@@ -204,7 +204,6 @@ def _gauss_rows(dtype, rng):
 def _logit_pairs(dtype, rng):
     rows = _logit_rows(dtype, rng)
     zs = rng.normal(size=N) * 3
-    i = np.arange(N)
     masked_s = zs.copy()
     masked_s[:8] = -np.inf
     zt_for_masked = zs + rng.normal(size=N)
@@ -784,6 +783,8 @@ def stale_findings(backend, ops_table):
 
 def variants(backend):
     """(quantity, variant) pairs of ``backend``, or one skipped param with the reason it cannot run."""
+    import pytest
+
     from infoaudit.backends import BackendUnavailable, load
     from infoaudit.quantities import REGISTRY
 

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from . import quantities as Q
-from .dtypes import FORMATS, dtype_name
+from .dtypes import dtype_name
 from .strategies import _nextafter_n, _rep, _to_dtype, landmarks
 
 INF = math.inf

@@ -116,7 +116,6 @@ def round_mpf(x, fmt_or_name) -> float:
     shift = q - exp
     if shift <= 0:
         r = man << (-shift)
-        rq = q
         r_man, r_exp = man, exp
     else:
         r = man >> shift

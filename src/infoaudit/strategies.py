@@ -716,7 +716,6 @@ def cases(quantity, dtype, profile="default", focus="any", shapes=None):
 
     @st.composite
     def build(draw):
-        recipe = {}
         if kinds == (Q.LOGITS,):
             z, r = draw(_logits(d, L, focus))
             return Case((z,), r)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import quantities, reference
-from ..backends import BackendUnavailable, load
+from ..backends import load
 from ..dtypes import cast, dtype_name, np_dtype
 from .metrics import ElementErrors, element_errors
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import quantities as Q
-from ..dtypes import cast, dtype_name, fmt, np_dtype, ulp_of
+from ..dtypes import cast, dtype_name, fmt, ulp_of
 from . import ftz as FTZ
 from . import profiles as P
 from .metrics import element_errors

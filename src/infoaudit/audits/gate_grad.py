@@ -26,7 +26,6 @@ framework's autodiff, shrunk to the failing row / element.
 """
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from collections import OrderedDict
@@ -35,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import quantities as Q
-from ..dtypes import FORMATS, cast, dtype_name, fmt
+from ..dtypes import FORMATS, cast, fmt
 from . import profiles as P
 
 AUTODIFF = {"torch": "torch.autograd.grad", "jax": "jax.vjp"}
@@ -127,10 +126,8 @@ def evaluate(mod, op, q, dtype, inputs, *, device="cpu", timeout=20.0, cotangent
     Raises Q.InputError (inputs outside the gradient's domain) or _ReferenceError.
     """
     from ..backends.grad import GradUnsupported, vjp_function
-    from .condition import condition_aware_error
     from .gate import _fmt_exc, _ReferenceError, call_with_timeout
-    from .grad_compare import GradComparison, GradResult, prepare_grad_inputs
-    from .metrics import element_errors
+    from .grad_compare import GradResult, judge_gradient, prepare_grad_inputs
 
     gin, ref, cot = prepare_grad_inputs(q, inputs, dtype, cotangent)
     try:
@@ -154,7 +151,6 @@ def evaluate(mod, op, q, dtype, inputs, *, device="cpu", timeout=20.0, cotangent
     if dt > timeout:
         return GradOutcome("timeout", message=f"its gradient returned only after {dt:.1f} s, past the per-call "
                            f"timeout of {timeout:g} s", seconds=dt)
-    u = FORMATS[dtype].unit_roundoff
     res = GradResult(q.name, mod.NAME, op.variant, dtype, {}, dict(out.skipped))
     undiff = dict(out.skipped)
     scalar_names = {a.name for a in q.args if a.is_scalar}
@@ -164,23 +160,12 @@ def evaluate(mod, op, q, dtype, inputs, *, device="cpu", timeout=20.0, cotangent
             continue
         ex = exact[name]
         raw = np.asarray(g)
-        returned = dtype_name(raw.dtype) if raw.dtype.kind == "f" or "bfloat16" in str(raw.dtype) else str(raw.dtype)
-        if raw.shape != ex.shape:
-            if raw.size == ex.size:
-                raw = raw.reshape(ex.shape)
-            else:
-                return GradOutcome("wrong_shape", message=f"its gradient with respect to {name!r} has shape "
-                                   f"{raw.shape}, expected {ex.shape}", seconds=dt)
+        if raw.shape != ex.shape and raw.size != ex.size:
+            return GradOutcome("wrong_shape", message=f"its gradient with respect to {name!r} has shape "
+                               f"{raw.shape}, expected {ex.shape}", seconds=dt)
         notes = [n for n in out.notes if not n.startswith(tuple(f"{s}: not connected" for s in scalar_names))]
-        if returned != dtype:
-            notes.append(f"gradient returned as {returned}; rounded once to {dtype}")
-            raw = cast(raw.astype(np.float64), dtype)
-        y = raw.astype(np.float64)
-        errs = element_errors(y, ex, dtype, "", gin)
-        cond = conds.get(name)
-        cae = condition_aware_error(errs, cond, u) if cond is not None else None
-        res.args[name] = GradComparison(q.name, mod.NAME, op.variant, dtype, device, name, gin, cot, y, ex, errs,
-                                        cond, cae, op.call, out.how, returned, notes)
+        res.args[name] = judge_gradient(q, mod.NAME, op, dtype, device, name, raw, ex, conds.get(name), gin, cot,
+                                        out.how, notes)
     return GradOutcome("ok", res, seconds=dt, undifferentiated=undiff)
 
 

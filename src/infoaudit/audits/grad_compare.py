@@ -194,28 +194,33 @@ def compare_grad(quantity, backend, *args, dtype="float32", variant=None, device
         conds = conditions
     elif condition:
         conds = gradient_condition(q.name, *ref, cotangent=cot, exact=exact, max_unit=max_condition_unit)
-    u = FORMATS[dname].unit_roundoff
     res = GradResult(q.name, mod.NAME, op.variant, dname, {}, dict(out.skipped))
     for name, g in out.grads.items():
         ex = exact[name]
-        notes = list(out.notes)
         raw = np.asarray(g)
-        returned = dtype_name(raw.dtype) if raw.dtype.kind == "f" or "bfloat16" in str(raw.dtype) else str(raw.dtype)
-        if raw.shape != ex.shape:
-            if raw.size == ex.size:
-                raw = raw.reshape(ex.shape)
-            else:
-                raise Unsupported(f"gradient of {name!r} has shape {raw.shape}, expected {ex.shape}")
-        if returned != dname:
-            notes.append(f"gradient returned as {returned}; rounded once to {dname}")
-            raw = cast(raw.astype(np.float64), dname)
-        y = raw.astype(np.float64)
-        errs = element_errors(y, ex, dname, "", inputs)
-        cond = conds.get(name)
-        cae = condition_aware_error(errs, cond, u) if cond is not None else None
-        res.args[name] = GradComparison(q.name, mod.NAME, op.variant, dname, device, name, inputs, cot, y, ex,
-                                        errs, cond, cae, op.call, out.how, returned, notes)
+        if raw.shape != ex.shape and raw.size != ex.size:
+            raise Unsupported(f"gradient of {name!r} has shape {raw.shape}, expected {ex.shape}")
+        res.args[name] = judge_gradient(q, mod.NAME, op, dname, device, name, raw, ex, conds.get(name), inputs, cot,
+                                        out.how, list(out.notes))
     return res
 
 
-__all__ = ["compare_grad", "GradComparison", "GradResult", "prepare_grad_inputs"]
+def judge_gradient(q, backend, op, dname, device, name, raw, exact, cond, inputs, cot, how, notes) -> GradComparison:
+    """One argument's gradient ``raw`` (the framework's array, same size as ``exact``) judged exactly:
+    a gradient returned in a wider dtype is rounded once to ``dname`` (noted), then ULP / relative /
+    non-finite metrics and, with a :class:`Condition`, the condition-aware error."""
+    raw = np.asarray(raw)
+    returned = dtype_name(raw.dtype) if raw.dtype.kind == "f" or "bfloat16" in str(raw.dtype) else str(raw.dtype)
+    if raw.shape != exact.shape:
+        raw = raw.reshape(exact.shape)
+    if returned != dname:
+        notes = list(notes) + [f"gradient returned as {returned}; rounded once to {dname}"]
+        raw = cast(raw.astype(np.float64), dname)
+    y = raw.astype(np.float64)
+    errs = element_errors(y, exact, dname, "", inputs)
+    cae = condition_aware_error(errs, cond, FORMATS[dname].unit_roundoff) if cond is not None else None
+    return GradComparison(q.name, backend, op.variant, dname, device, name, inputs, cot, y, exact, errs, cond, cae,
+                          op.call, how, returned, notes)
+
+
+__all__ = ["compare_grad", "judge_gradient", "GradComparison", "GradResult", "prepare_grad_inputs"]

@@ -449,9 +449,9 @@ def _attach_grad_snippets(d, target):
         if not case or case.get("args") is None:
             continue
         try:
-            code, kind, ok = best_grad_snippet(d, case)
+            _, kind, ok = best_grad_snippet(d, case)
         except Exception:  # noqa: BLE001
-            code, kind, ok = "", "none", False
+            kind, ok = "none", False
         case["snippet_kind"] = kind
         case["reproduced"] = bool(ok)
 

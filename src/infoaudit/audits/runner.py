@@ -1239,9 +1239,9 @@ def _attach_snippets(d, target):
         if not case or case.get("args") is None:
             continue
         try:
-            code, kind, ok = best_snippet(d, case, target.mod)
+            _, kind, ok = best_snippet(d, case, target.mod)
         except Exception:  # noqa: BLE001
-            code, kind, ok = "", "none", False
+            kind, ok = "none", False
         case["snippet_kind"] = kind  # the text is regenerated from the arguments by the report
         case["reproduced"] = bool(ok)
 
