@@ -71,18 +71,13 @@ def build(xp, g, members, framework, wide, narrow, seq_sum, take, cast=None, sta
         safe_p = xp.where(p > 0, p, xp.ones_like(p))
         return xp.sum(xp.where(p > 0, p * (xp.log(safe_p) - xp.log(q)), zeros(p)), axis=-1)
 
+    def row_max(z):
+        m = xp.max(z, axis=-1, keepdims=True)
+        return xp.where(xp.isfinite(m), m, zeros(m))
+
     def shifted(z, T):
         """(z - max z) / T: shifting before dividing keeps |z| / T from overflowing for T < 1."""
-        m = xp.max(z, axis=-1, keepdims=True)
-        m = xp.where(xp.isfinite(m), m, zeros(m))
-        return (z - m) / T
-
-    def lse_scaled(z, T):
-        """logsumexp(z / T) = m / T + log sum exp((z - m) / T): shifting before dividing keeps
-        |z| / T in range; an entry whose shifted value overflows to -inf has exp = 0 anyway."""
-        m = xp.max(z, axis=-1, keepdims=True)
-        m = xp.where(xp.isfinite(m), m, zeros(m))
-        return m / T + xp.log(xp.sum(xp.exp((z - m) / T), axis=-1, keepdims=True))
+        return (z - row_max(z)) / T
 
     def kl_logits(za, zb, T):
         """sum pa_i (log pa_i - log pb_i) with log pa_i - log pb_i = (za_i - zb_i) / T - (lse_a - lse_b):
@@ -92,8 +87,13 @@ def build(xp, g, members, framework, wide, narrow, seq_sum, take, cast=None, sta
         pa = xp.exp(la)
         keep = (za > -xp.inf) & (pa > 0)
         both = (za > -xp.inf) & (zb > -xp.inf)
-        d = xp.where(both, za, zeros(za)) - xp.where(both, zb, zeros(zb))
-        gap = (d / T) - (lse_scaled(za, T) - lse_scaled(zb, T))
+        # log pa_i - log pb_i = ((za_i - ma) - (zb_i - mb)) / T - (log sa - log sb): every term is
+        # shifted by its row max before dividing by T, so m / T (which overflows float16 for
+        # |z| = 1e4, T = 0.05) is never formed
+        ma, mb = row_max(za), row_max(zb)
+        d = xp.where(both, za - ma, zeros(za)) - xp.where(both, zb - mb, zeros(zb))
+        gap = (d / T) - (xp.log(xp.sum(xp.exp((za - ma) / T), axis=-1, keepdims=True))
+                         - xp.log(xp.sum(xp.exp((zb - mb) / T), axis=-1, keepdims=True)))
         kl = xp.sum(xp.where(keep & both, pa * xp.where(both, gap, zeros(gap)), zeros(la)), axis=-1)
         # an entry the first distribution keeps (za > -inf) but the second masks: KL = +inf exactly,
         # even when pa underflows to 0 in this dtype
