@@ -346,16 +346,8 @@ def shrink_to_unit(group: GradGroup, cell: GradCell, metric: str):
     gc = r.args.get(w["arg"])
     if gc is None or not _persists(metric, w, gc, idx):
         return
-    e = gc.errors
-    w["shrunk"] = {"metric": metric, "value": w["value"], "arg": w["arg"], "index": list(idx),
-                   "inputs": list(gc.inputs), "cotangent": gc.cotangent,
-                   "computed": float(gc.result[idx]), "expected": float(e.expected[idx]),
-                   "exact_hi": float(gc.exact.hi[idx]), "exact_lo": float(gc.exact.lo[idx]),
-                   "ulp": float(e.ulp[idx]), "rel": float(e.rel[idx]), "abs": float(e.abs[idx]),
-                   "cae": _num_or_none(_cae_defined(gc)[idx]),
-                   "kappa": None if gc.condition is None else float(gc.condition.kappa[idx]),
-                   "class": str(e.nonfinite[idx]) if metric == "nonfinite" else w["class"],
-                   "source": w["source"]}
+    klass = str(gc.errors.nonfinite[idx]) if metric == "nonfinite" else w["class"]
+    w["shrunk"] = _worst(gc, metric, w["value"], idx, klass, w["source"], None)
 
 
 def _encode_case(w, limit, dtype) -> dict:
