@@ -41,6 +41,11 @@ NaN) except where a finding below says otherwise.
 
 Known findings
 --------------
+Each finding was recorded on the versions pinned in ``requirements/lock.txt`` (the packages of
+its backend: ``version_drift.PACKAGES``). Under the lock the tests assert it exactly; where one
+of those packages is installed at another version, a changed behaviour is reported as drift (an
+xfail naming the versions, and an entry for ``make test-latest``), not a failure.
+
 FINDINGS lists every place where a framework is genuinely inaccurate or non-finite on one of these
 inputs. Each entry asserts the specific behaviour (so a change in the framework is noticed: the
 test fails when the behaviour changes, better or worse) and excludes only those elements from the
@@ -56,6 +61,7 @@ import numpy as np
 
 from infoaudit.dtypes import FORMATS
 from infoaudit.quantities import REGISTRY
+from version_drift import recorded
 
 N = 16          # row length
 BATCH = 8       # rows per call. Every float input has shape (8, 16) (tables (8, 4, 4)): extreme
@@ -734,7 +740,6 @@ def run_differential(backend, qname, variant, dtype, case_name, device):
     """The body of the per-backend differential tests; raises AssertionError listing problems."""
     import pytest
 
-    from infoaudit.audits.compare import Unsupported, compare
     from infoaudit.backends import BackendUnavailable, load
 
     try:
@@ -746,6 +751,13 @@ def run_differential(backend, qname, variant, dtype, case_name, device):
         pytest.skip(why[0] if why else f"{backend}: device {device!r} not available")
     args, labels, inputs, exact, tol = prepared(qname, case_name, dtype)
     fs = findings_for(qname, backend, variant, dtype, case_name, device)
+    with recorded(backend, f"{qname} {backend}:{variant} {dtype} {case_name} on {device}"):
+        return _differential(mod, backend, qname, variant, dtype, case_name, device, args, labels, exact, tol, fs)
+
+
+def _differential(mod, backend, qname, variant, dtype, case_name, device, args, labels, exact, tol, fs):
+    from infoaudit.audits.compare import Unsupported, compare
+
     try:
         cmp = compare(qname, mod, *args, dtype=dtype, variant=variant, device=device, exact=exact)
     except Unsupported as e:
@@ -779,6 +791,33 @@ def stale_findings(backend, ops_table):
                 if labels is None or f.row not in labels:
                     bad.append((f, f"no row {f.row!r} in {f.case} for {d}"))
     return bad
+
+
+def devices(backend):
+    """Devices to collect differential tests for: "cpu" plus the accelerators present here.
+
+    An absent GPU is not collected as hundreds of skips; ``accelerator_skip_reason`` gives the one
+    visible reason instead."""
+    from infoaudit.backends import BackendUnavailable, load
+
+    try:
+        return list(load(backend).devices())
+    except BackendUnavailable:
+        return ["cpu"]      # the cpu parametrisation skips with the backend's reason
+
+
+def accelerator_skip_reason(backend, accelerator):
+    """Why ``backend`` has no ``accelerator`` device here ("" when it has one)."""
+    from infoaudit.backends import BackendUnavailable, load
+
+    try:
+        mod = load(backend)
+    except BackendUnavailable as e:
+        return str(e)
+    if accelerator in mod.devices():
+        return ""
+    why = [s for s in mod.info().get("skipped", []) if s.split(":")[0] in (accelerator, "gpu", "cuda")]
+    return why[0] if why else f"{backend}: no {accelerator} device"
 
 
 def variants(backend):

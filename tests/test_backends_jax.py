@@ -16,7 +16,7 @@ from infoaudit.dtypes import DTYPES
 from infoaudit.quantities import REGISTRY
 
 BACKEND = "jax"
-DEVICES = ("cpu", "gpu")
+DEVICES = K.devices(BACKEND)   # "cpu" + "gpu" where one exists
 
 
 def _variants():
@@ -30,6 +30,15 @@ def _variants():
 @pytest.mark.parametrize("quantity,variant", _variants())
 def test_differential(quantity, variant, dtype, case, device):
     K.run_differential(BACKEND, quantity, variant, dtype, case, device)
+
+
+def test_differential_gpu_collected_where_present():
+    """The gpu parametrisations exist exactly when a device does; otherwise one skip says why."""
+    why = K.accelerator_skip_reason(BACKEND, "gpu")
+    if why:
+        assert "gpu" not in DEVICES
+        pytest.skip(why)
+    assert "gpu" in DEVICES
 
 
 @pytest.mark.jax

@@ -16,7 +16,7 @@ from infoaudit.dtypes import DTYPES
 from infoaudit.quantities import REGISTRY
 
 BACKEND = "torch"
-DEVICES = ("cpu", "cuda")
+DEVICES = K.devices(BACKEND)   # "cpu" + "cuda" where one exists
 
 
 def _variants():
@@ -30,6 +30,15 @@ def _variants():
 @pytest.mark.parametrize("quantity,variant", _variants())
 def test_differential(quantity, variant, dtype, case, device):
     K.run_differential(BACKEND, quantity, variant, dtype, case, device)
+
+
+def test_differential_cuda_collected_where_present():
+    """The cuda parametrisations exist exactly when a device does; otherwise one skip says why."""
+    why = K.accelerator_skip_reason(BACKEND, "cuda")
+    if why:
+        assert "cuda" not in DEVICES
+        pytest.skip(why)
+    assert "cuda" in DEVICES
 
 
 @pytest.mark.torch

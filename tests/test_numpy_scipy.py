@@ -29,6 +29,7 @@ from infoaudit.dtypes import DTYPES, FORMATS
 from infoaudit.quantities import REGISTRY
 
 from conftest import backend_or_skip
+from version_drift import recorded
 
 INF, NAN = math.inf, math.nan
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # frameworks warn on inf/NaN inputs
@@ -330,10 +331,11 @@ def test_every_quantity_has_inputs_and_ops():
 
 @pytest.mark.parametrize("q,backend,variant,d", _cases())
 def test_differential(q, backend, variant, d):
-    got = run_case(q, backend, variant, d)
-    for sname in SETS:
-        want = KNOWN.get((q, backend, variant, d, sname), frozenset())
-        assert got[sname] == want, (sname, sorted(got[sname]) if isinstance(got[sname], frozenset) else got[sname])
+    with recorded(backend, f"{q} {backend}:{variant} {d}"):
+        got = run_case(q, backend, variant, d)
+        for sname in SETS:
+            want = KNOWN.get((q, backend, variant, d, sname), frozenset())
+            assert got[sname] == want, (sname, sorted(got[sname]) if isinstance(got[sname], frozenset) else got[sname])
 
 
 @pytest.mark.parametrize("backend", ["numpy", "scipy"])
@@ -348,7 +350,8 @@ def test_returned_dtypes(backend):
                 except Unsupported:
                     got.append(None)
             want = KNOWN_RETURNED.get((backend, q, op.variant), DTYPES)
-            assert tuple(got) == tuple(want), (q, op.variant, got)
+            with recorded(backend, f"returned dtypes of {q} {backend}:{op.variant}"):
+                assert tuple(got) == tuple(want), (q, op.variant, got)
 
 
 # ---------------------------------------------------------------- the tolerance is not vacuous

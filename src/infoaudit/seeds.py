@@ -1,6 +1,6 @@
 """Every claim and worked example of the seed documents, kept as data, with its exact value.
 
-The three seed documents (``shared/seeds/``: a textbook chapter ``000``, lecture slides ``001``
+The three seed documents (``docs/seeds/`` in the repository: a textbook chapter ``000``, lecture slides ``001``
 and a notebook of naive PyTorch code ``002``) print numbers. Each is a :class:`Claim` here: where
 it comes from (file + short quote), what it claims, the value as printed, a callable that
 computes the exact value (through :mod:`infoaudit.reference` for quantities of the registry,

@@ -8,7 +8,10 @@ reproducer), and one line saying why.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+
+CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ def grad_members():
         try:
             m = __import__(f"{__name__}.{mod}", fromlist=["GRAD_MEMBERS"])
         except ImportError:
+            if CI:  # CI must audit every framework: a missing one is a failure, not a smaller zoo
+                raise
             continue
         out += m.GRAD_MEMBERS
     return out
@@ -98,6 +103,8 @@ def all_members():
         try:
             m = __import__(f"{__name__}.{mod}", fromlist=["MEMBERS"])
         except ImportError:
+            if CI:  # CI must audit every framework: a missing one is a failure, not a smaller zoo
+                raise
             continue
         out += m.MEMBERS
     return out
