@@ -28,13 +28,6 @@ MISSING_NONFINITE = "finite_expected_nonfinite"  # finite where the exact result
 WRONG_INF = "wrong_infinity"          # +inf vs -inf, or NaN where an infinity is expected
 CLASSES = (OVERFLOW, LOG_OF_ZERO, NAN_INF_ARITH, NAN, MISSING_NONFINITE, WRONG_INF)
 
-LOG_LIKE = {"log_softmax", "logsumexp", "softplus", "log_sigmoid", "entropy", "entropy_bits",
-            "self_information_bits", "binary_entropy_bits", "kl_divergence", "cross_entropy_probs",
-            "cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
-            "label_smoothing_cross_entropy", "distillation_loss", "rlhf_kl_penalty", "gaussian_kl",
-            "joint_entropy", "conditional_entropy", "mutual_information"}
-
-EXP_OUTSIDE_LOG = {"logsumexp", "softplus", "gaussian_kl", "binary_cross_entropy_with_logits"}
 
 
 @dataclass
@@ -105,6 +98,16 @@ def _is_float_array(a) -> bool:
     return True
 
 
+def _tags(quantity) -> tuple:
+    """The registry's tags of ``quantity`` (a name or an entry; none for "" or an unknown name)."""
+    from ..quantities import REGISTRY, Quantity
+
+    if isinstance(quantity, Quantity):
+        return quantity.tags
+    q = REGISTRY.get(quantity)
+    return q.tags if q is not None else ()
+
+
 def classify_nonfinite(y, expected, quantity="", inputs=()):
     """Class of each non-finite mismatch ('' where there is none)."""
     y = np.asarray(y, dtype=np.float64)
@@ -117,7 +120,8 @@ def classify_nonfinite(y, expected, quantity="", inputs=()):
     inf_bad = e_fin & np.isinf(y)
     # -inf in a log-type result is log(0) of an underflowed value; +inf is -log(0) in a loss, but
     # an overflowing exp in the quantities that contain exp(x) outside any log argument.
-    log_zero = inf_bad & (quantity in LOG_LIKE) & ((y < 0) | (quantity not in EXP_OUTSIDE_LOG))
+    tags = _tags(quantity)
+    log_zero = inf_bad & ("log_like" in tags) & ((y < 0) | ("exp_outside_log" not in tags))
     out[inf_bad] = OVERFLOW
     out[log_zero] = LOG_OF_ZERO
     out[~e_fin & y_fin] = MISSING_NONFINITE
