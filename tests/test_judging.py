@@ -437,3 +437,17 @@ def test_judging_imports_only_its_foundations():
                     continue
                 assert mod in ALLOWED or any(f"{mod}.{a.name}" in ALLOWED for a in node.names), (fname, mod)
                 assert not any(a.name.startswith("_") for a in node.names), (fname, mod)
+
+
+def test_compare_carries_the_one_judges_grade_and_why():
+    """infoaudit.compare's summary is the judge's: the issue's two torch cases, through the backend."""
+    pytest.importorskip("torch")
+    import infoaudit
+
+    c = infoaudit.compare("logsumexp", "torch", np.array([[0.0, -16.635532]]), dtype="float32")
+    s = c.summary
+    assert (s["grade"], s["verdict"]) == ("envelope", "pass") and "-> envelope" in s["why"]
+    assert c.verdict_summary("strict")["verdict"] == "fail"
+    c = infoaudit.compare("binary_cross_entropy_with_logits", "torch", np.array([-35.4]), np.array([0.0003402]),
+                          dtype="float16")
+    assert (c.summary["grade"], c.summary["verdict"]) == ("unstable", "fail")

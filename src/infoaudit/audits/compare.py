@@ -2,7 +2,9 @@
 
 ``compare(quantity, backend, *args, dtype=...)``: the float arguments are rounded once to the
 audited dtype, the same bits go to the backend and to the reference, the backend's result is
-read back exactly, and the per-element errors are summarised (see :mod:`.metrics`).
+read back exactly, and the per-element errors are summarised (see :mod:`.metrics`). The grades
+come from the one judge (:func:`infoaudit.judging.judge`, docs/grades.md): ``Comparison.judgement``
+(computed on first use) and the ``grade`` / ``grades`` / ``verdict`` / ``why`` of ``summary``.
 """
 from __future__ import annotations
 
@@ -36,10 +38,25 @@ class Comparison:
     notes: list = field(default_factory=list)
 
     @property
+    def judgement(self):
+        """The one judge's :class:`infoaudit.judging.Judgement` of this result (cached)."""
+        j = self.__dict__.get("_judgement")
+        if j is None:
+            from ..judging import judge
+
+            j = self.__dict__["_judgement"] = judge(self.quantity, self.inputs, self.result, self.exact, self.dtype)
+        return j
+
+    def verdict_summary(self, profile="default") -> dict:
+        """grade, grades, verdict, profile and the one-line why, under ``profile``."""
+        return self.judgement.summary(profile)
+
+    @property
     def summary(self) -> dict:
         s = self.errors.summary()
         s.update(quantity=self.quantity, backend=self.backend, variant=self.variant, dtype=self.dtype,
                  device=self.device, returned_dtype=self.returned_dtype, notes=list(self.notes))
+        s.update(self.verdict_summary())
         return s
 
     def worst_index(self, metric="ulp"):
