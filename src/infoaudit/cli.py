@@ -1,8 +1,8 @@
-"""Command line: ``infoaudit run | gate | bench | report | list``.
+"""Command line: ``infoaudit run | gate | diff | bench | report | list``.
 
 Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
 ``main(args) -> int``; this file only wires them. Exit codes: 0 ok, 1 numerical failure
-(gate), 2 usage or input error.
+(gate) or something got worse (diff), 2 usage or input error.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ COMMANDS = {
     "report": ("infoaudit.report.report_cmd", "render a results JSON to Markdown/HTML/PNG"),
     "gate": ("infoaudit.audits.gate_cmd", "gate a user's own implementation (exit 0 pass, 1 fail, 2 usage)"),
     "bench": ("infoaudit.bench.bench_cmd", "throughput of backends side by side"),
+    "diff": ("infoaudit.results.diff_cmd", "what changed between two results.json (exit 0 same or better, 1 worse, 2 bad input)"),
 }
 
 

@@ -10,7 +10,6 @@ int64, scalars Python floats representable in ``dtype``.
 """
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -395,19 +394,22 @@ def cases(quantity, dtype, extra=()) -> list:
 
 
 def from_results(path, quantity=None) -> dict:
-    """Regression entries ``{quantity: [(label, dtype, args_lists)]}`` from a results JSON file."""
-    with open(path) as fh:
-        doc = json.load(fh)
+    """Regression entries ``{quantity: [(label, dtype, args_lists)]}`` from a results JSON file.
+
+    Loaded and validated by :func:`infoaudit.results.compare_cells.load_document` (the loader of
+    ``infoaudit diff``: a missing, unreadable or non-results file raises its one-line
+    ``DocumentError``, a ValueError); the cases are each cell's stored worst cases, shrunk where
+    possible (:func:`infoaudit.results.compare_cells.worst_cases`)."""
+    from .results.compare_cells import load_document, worst_cases
+
+    doc = load_document(path)
     out: dict = {}
-    for cell in doc.get("cells", {}).values():
+    for cell in doc["cells"].values():
         if quantity is not None and cell.get("quantity") != quantity:
             continue
-        for metric, w in (cell.get("worst") or {}).items():
-            args = (w.get("shrunk") or w).get("args")
-            if args is None:
-                continue
+        for metric, case in worst_cases(cell):
             lab = f"past finding: {cell['backend']}/{cell['variant']} {metric}"
-            out.setdefault(cell["quantity"], []).append((lab, cell["dtype"], _decode_args(args)))
+            out.setdefault(cell["quantity"], []).append((lab, cell["dtype"], _decode_args(case["args"])))
     return out
 
 

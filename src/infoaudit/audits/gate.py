@@ -37,6 +37,7 @@ import numpy as np
 
 from .. import quantities as Q
 from ..dtypes import cast, dtype_name, fmt, ulp_of
+from ..results.compare_cells import grew
 from . import ftz as FTZ
 from . import profiles as P
 from .metrics import element_errors
@@ -691,7 +692,9 @@ def _judge_baseline(ctx, j, reasons):
     if j.nonfinite_count and not (b.get("nonfinite_total", 0) or b.get("fixed_nonfinite", 0)):
         worse.append(f"{j.nonfinite_count} non-finite mismatch(es); the baseline had none")
     lim = max(float(b.get("max_score", 0.0)), float(b.get("fixed_max_score", 0.0)))
-    if j.max_score > lim * (1 + 1e-9) + 1e-12 and j.max_score > 1.0:
+    # the comparison of `infoaudit diff` (results.compare_cells.grew): beyond the baseline's worst
+    # (factor 1, up to rounding) and beyond the profile's limit (floor 1 = the allowed error)
+    if grew(lim + 1e-12, j.max_score, factor=1 + 1e-9, floor=1.0):
         worse.append(f"error {j.max_score:.3g}x the allowed; the baseline's worst was {lim:.3g}x")
     if worse:
         j.failed = True
@@ -1401,17 +1404,11 @@ def _framework_op(framework, qname, device):
 
 
 def _load_baseline(path, qname):
-    import json
+    """The baseline's cells ``{dtype: cell}`` (:func:`infoaudit.results.compare_cells.load_gate_document`,
+    the loader ``infoaudit diff`` shares); GateUsageError with its one line."""
+    from ..results.compare_cells import DocumentError, load_gate_document
 
     try:
-        with open(path) as f:
-            doc = json.load(f)
-    except FileNotFoundError:
-        raise GateUsageError(f"baseline {path!r} not found; record one with --json {path}") from None
-    except (OSError, ValueError) as e:
-        raise GateUsageError(f"baseline {path!r} is not a gate JSON result: {e}") from None
-    if not isinstance(doc, dict) or "cells" not in doc:
-        raise GateUsageError(f"baseline {path!r} is not a gate JSON result (no 'cells')")
-    if doc.get("quantity") not in (None, qname):
-        raise GateUsageError(f"baseline {path!r} is for {doc.get('quantity')!r}, not {qname!r}")
-    return {k: v for k, v in doc["cells"].items() if isinstance(v, dict)}
+        return load_gate_document(path, qname)
+    except DocumentError as e:
+        raise GateUsageError(str(e)) from None

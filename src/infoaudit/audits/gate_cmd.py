@@ -7,7 +7,7 @@ it raised, hung, returned a non-array / wrong shape / wrong dtype, or mutated it
 2 a usage or input error (bad --impl, unknown quantity, framework not installed, bad profile).
 Output: per dtype a verdict line with the metrics against the thresholds and, for a failure, the
 shrunk copy-paste reproducer. GitHub Actions annotations when GITHUB_ACTIONS=true; JUnit XML
-with --junit-xml; JSON with --json (reusable as --baseline).
+with --junit-xml; JSON with --json (with the environment fingerprint; reusable as --baseline).
 """
 from __future__ import annotations
 
@@ -229,6 +229,19 @@ def render_junit(rep) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
 
 
+def json_document(rep) -> dict:
+    """The ``--json`` document: the report plus the environment fingerprint (versions, CPU flags,
+    device, FTZ/DAZ as probed after the gate ran, TF32 / matmul precision, threads)."""
+    from ..results.fingerprint import fingerprint
+
+    d = rep.as_dict()
+    try:
+        d["fingerprint"] = fingerprint(frameworks=tuple(sorted({"numpy", rep.framework})))
+    except Exception as e:  # noqa: BLE001 - the fingerprint must never cost the gate its verdict
+        d["fingerprint"] = {"error": f"{type(e).__name__}: {e}"}
+    return d
+
+
 def _write(path, text):
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
@@ -296,7 +309,7 @@ def main(args) -> int:
         if opts["junit_xml"]:
             _write(opts["junit_xml"], render_junit(rep))
         if opts["json"]:
-            _write(opts["json"], json.dumps(rep.as_dict(), indent=2, default=str))
+            _write(opts["json"], json.dumps(json_document(rep), indent=2, default=str))
     except OSError as e:
         print(f"infoaudit gate: error: cannot write report: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -6,7 +6,8 @@ Layout (``schema = "infoaudit.results"``, ``version = 1``)::
       "schema": "infoaudit.results", "version": 1,
       "status": "running" | "complete" | "interrupted",
       "config": {"profile", "seed", "backends", "dtypes", "quantities", "settings"},
-      "environment": {"python", "platform", "cpu", "cores", "packages": {...}, "backends": [...]},
+      "environment": {"python", "platform", "cpu", "cores", "packages": {...}, "backends": [...],
+                      "fingerprint": {...}  (infoaudit.results.fingerprint)},
       "started", "updated" (ISO 8601 UTC), "elapsed_s",
       "groups": {"<quantity>|<dtype>": {"done": true, "seconds", "examples", "reference_errors", "skipped"}},
       "cells": {"<quantity>|<backend>|<variant>|<dtype>|<device>": {
@@ -173,8 +174,15 @@ def _version(mod):
         return None
 
 
-def environment(backend_status=None) -> dict:
+def environment(backend_status=None, frameworks=None, probe_fp=True) -> dict:
+    """The run's environment: versions, CPU, backends, and ``fingerprint``
+    (:func:`infoaudit.results.fingerprint.fingerprint`: CPU flags, devices and driver, FTZ/DAZ as
+    probed, TF32 / matmul precision, XLA_FLAGS, threads). ``frameworks``: those to import and
+    probe; default the available backends of ``backend_status`` (scipy counts as numpy), or numpy
+    alone without a status. Take the floating-point state again at the end of a run with
+    :func:`infoaudit.results.fingerprint.fp_state`."""
     from .. import __version__
+    from ..results.fingerprint import fingerprint
 
     pk = {name: _version(name) for name in ("numpy", "scipy", "mpmath", "gmpy2", "ml_dtypes", "hypothesis",
                                             "torch", "jax", "jaxlib", "optax", "matplotlib", "jinja2",
@@ -190,6 +198,13 @@ def environment(backend_status=None) -> dict:
     }
     if backend_status is not None:
         env["backends"] = _jsonable(backend_status)
+    if frameworks is None:
+        frameworks = {"numpy"} | {("numpy" if r.get("backend") == "scipy" else r.get("backend"))
+                                  for r in (backend_status or ()) if isinstance(r, dict) and r.get("available")}
+    try:
+        env["fingerprint"] = fingerprint(probe_fp=probe_fp, frameworks=tuple(sorted(frameworks)))
+    except Exception as e:  # noqa: BLE001 - the fingerprint must never cost a run
+        env["fingerprint"] = {"error": f"{type(e).__name__}: {e}"}
     return env
 
 

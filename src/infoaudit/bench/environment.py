@@ -1,4 +1,6 @@
-"""The environment a throughput report was measured in: CPU, cores, threads, versions, devices."""
+"""The environment a throughput report was measured in: CPU, cores, threads, versions, devices,
+and the full environment fingerprint (:func:`infoaudit.results.fingerprint.fingerprint`: CPU
+flags, device and driver, FTZ/DAZ as probed, TF32 / matmul precision, XLA_FLAGS, threads)."""
 from __future__ import annotations
 
 import os
@@ -76,4 +78,16 @@ def collect(handles=()) -> dict:
             env["threads"]["jax"] = "XLA CPU thread pool (all usable CPUs)"
         except Exception as e:  # pragma: no cover
             env["jax_error"] = f"{type(e).__name__}: {e}"
+    env["fingerprint"] = fingerprint_of(handles)
     return env
+
+
+def fingerprint_of(handles=()) -> dict:
+    """The fingerprint of the frameworks the bench loaded (numpy always; scipy counts as numpy)."""
+    from ..results.fingerprint import FRAMEWORKS, fingerprint
+
+    fws = {"numpy"} | {h.name for h in handles if h.ok and h.name in FRAMEWORKS}
+    try:
+        return fingerprint(frameworks=tuple(sorted(fws)))
+    except Exception as e:  # noqa: BLE001 - never lose a bench to its fingerprint
+        return {"error": f"{type(e).__name__}: {e}"}
