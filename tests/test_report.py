@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 
 import numpy as np
 import pytest
@@ -110,3 +111,16 @@ def test_report_cli(doc, tmp_path):
     assert main(["report", str(p), "--no-plots"]) == 0
     assert (tmp_path / "report.md").exists() and (tmp_path / "report.html").exists()
     assert main(["report", str(tmp_path / "missing.json")]) == 2
+
+
+def test_verifying_a_float64_jax_reproducer_leaves_x64_as_it_was():
+    """A float64 JAX snippet switches jax_enable_x64 on (as a user's script must); verifying it
+    inside an audit worker must not leave it on for the groups that follow."""
+    jax = pytest.importorskip("jax")
+
+    before = bool(jax.config.jax_enable_x64)
+    code = ('import jax\nimport jax.numpy as jnp\njax.config.update("jax_enable_x64", True)\n'
+            'out = jax.nn.softmax(jnp.array([[0.0, 1.0]], dtype=jnp.float64))\n')
+    want = 1.0 / (1.0 + math.exp(1.0))
+    assert verify(code, {"index": [0, 0], "computed": want}, None, "float64")
+    assert bool(jax.config.jax_enable_x64) == before

@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import os
+import sys
 
 import numpy as np
 
@@ -183,12 +185,29 @@ def _result_value(out, index, mod=None):
     return float(np.asarray(a.astype(np.float64))[tuple(index)] if index else a.astype(np.float64))
 
 
+@contextlib.contextmanager
+def _process_state_kept():
+    """Undo what a snippet changes in the process: a float64 JAX snippet switches on
+    ``jax_enable_x64`` globally (as a user's script must), which would leak into every later audit
+    of the worker that verified it (results would depend on the task order)."""
+    jax = sys.modules.get("jax")
+    x64 = bool(jax.config.jax_enable_x64) if jax is not None else \
+        os.environ.get("JAX_ENABLE_X64", "").lower() in ("1", "true", "yes")
+    try:
+        yield
+    finally:
+        jax = sys.modules.get("jax")
+        if jax is not None and bool(jax.config.jax_enable_x64) != x64:
+            jax.config.update("jax_enable_x64", x64)
+
+
 def verify(code: str, case: dict, backend_mod=None, dtype=None) -> bool:
     """Execute ``code``; True when ``out`` at the case's index equals the recorded computed value
-    (after rounding once to ``dtype``, as the audit does when a backend returns a wider dtype)."""
+    (after rounding once to ``dtype``, as the audit does when a backend returns a wider dtype).
+    The process state the snippet changes (JAX's x64 flag) is restored afterwards."""
     ns = {"__name__": "__infoaudit_repro__"}
     try:
-        with contextlib.redirect_stdout(io.StringIO()), np.errstate(all="ignore"):
+        with contextlib.redirect_stdout(io.StringIO()), np.errstate(all="ignore"), _process_state_kept():
             exec(compile(code, "<reproducer>", "exec"), ns)  # noqa: S102 - our own generated snippet
         got = _result_value(ns["out"], case.get("index") or [], backend_mod)
     except Exception:  # noqa: BLE001
