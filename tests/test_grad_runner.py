@@ -197,3 +197,19 @@ def test_run_cli_writes_grad_cells_and_no_grad_skips_them(tmp_path):
                  "numpy", "--no-panels", "--no-report", "--no-grad", "-q", "-j", "1", "-o", str(out2)]) == 0
     doc2 = R.load(out2 / "results.json")
     assert not any(c.get("kind") == "grad" for c in doc2["cells"].values())
+
+
+def test_gradient_reference_budget_skips_and_counts():
+    """The exact VJP runs under the profile's fixed precision budget (no wall-clock timeout): the
+    gradient of gaussian_kl at mu = 1e150, logvar = 5e-324 needs 4096 bits, so under a 2048-bit
+    budget the input is skipped and counted (reference_errors and reference_over_budget), and
+    under 4096 bits it is judged. No targets are needed: the reference alone decides."""
+    args = (np.array([[1e150]]), np.array([[5e-324]]))
+    g = G.GradGroup("gaussian_kl", "float64", [], "quick", 0)
+    g.reference_max_bits = 2048
+    assert g.evaluate(args) == {}
+    assert (g.examples, g.reference_errors, g.reference_over_budget) == (0, 1, 1)
+    g.reference_max_bits = 4096
+    g.evaluate(args)
+    assert (g.examples, g.reference_errors, g.reference_over_budget) == (1, 1, 1)
+    assert G.GRAD_SETTINGS["quick"]["reference_max_bits"] == 2048

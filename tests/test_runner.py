@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 
 import ml_dtypes
 import numpy as np
@@ -102,6 +102,7 @@ def test_softmax_precision_panel_same_inputs_every_dtype():
     assert p["sizes"] == [8, 64]
     dts = {r["dtype"] for r in p["results"]}
     assert dts == {"float16", "bfloat16", "float32", "float64"}
+    assert p["reference_over_budget"] == []  # every (size, scale) of the panel within the reference budget
     json.dumps(p, allow_nan=False)
 
 
@@ -112,46 +113,52 @@ CLI = [sys.executable, "-m", "infoaudit.cli", "run", "--profile", "quick", "--se
        "--no-panels", "--no-report", "-j", "1", "-q"]
 
 
-def _done_groups(path):
-    try:
-        with open(path) as fh:
-            doc = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    return doc
+def start_paused_run(cmd, n_groups, env=None):
+    """Start ``cmd`` (an ``infoaudit run`` command line) with the run_cmd test hook that makes it
+    stop after ``n_groups`` finished (and written) groups and wait for a signal; return the
+    Popen once it has said so on stderr. No race: the run cannot get past that point, however
+    fast or slow the machine. Fails if the command ends, or does not pause within 10 minutes (a
+    safety net against a hung test, not a timing assumption)."""
+    from infoaudit.audits.run_cmd import PAUSE_ENV, PAUSED_MESSAGE
 
+    env = dict(env or os.environ, PYTHONWARNINGS="ignore", **{PAUSE_ENV: str(n_groups)})
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines, paused = [], threading.Event()
+    marker = PAUSED_MESSAGE.format(n=n_groups)
 
-def _run_until(path, out, n_done, sig):
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    proc = subprocess.Popen(CLI + ["--output", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        doc = _done_groups(path)
-        if doc and sum(1 for g in doc["groups"].values() if g.get("done")) >= n_done:
-            break
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    proc.send_signal(sig)
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
+    def read():
+        for line in proc.stderr:
+            lines.append(line)
+            if marker in line:
+                paused.set()
+    threading.Thread(target=read, daemon=True).start()
+    if not paused.wait(600):
         proc.kill()
         proc.wait()
+        pytest.fail(f"the run did not pause after {n_groups} groups (exit {proc.returncode}): {''.join(lines)[-2000:]}")
     return proc
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
 def test_interrupt_and_resume(tmp_path, sig):
+    """Interrupted (Ctrl-C or kill -9) after exactly 2 finished groups -- the run is held there by
+    the test hook, not raced -- the results file is valid and holds exactly those 2 groups
+    (status "interrupted" and exit 130 for Ctrl-C); resuming with another seed is refused;
+    resuming with the same seed finishes the 12 groups and keeps the 2 finished ones as they were."""
     out = tmp_path / "run"
     path = out / "results.json"
-    proc = _run_until(path, out, 2, sig)
+    proc = start_paused_run(CLI + ["--output", str(out)], 2)
+    proc.send_signal(sig)
+    proc.wait(timeout=120)
     doc = R.load(path)  # valid JSON after the interruption
     done = {k: v for k, v in doc["groups"].items() if v.get("done")}
-    assert 2 <= len(done) < 12, (proc.returncode, done.keys())
+    assert len(done) == 2, (proc.returncode, done.keys())
     if sig == signal.SIGINT:
         assert proc.returncode == 130 and doc["status"] == "interrupted"
+    else:
+        assert proc.returncode == -signal.SIGKILL and doc["status"] == "running"
     before = {k: c for k, c in doc["cells"].items() if f"{c['quantity']}|{c['dtype']}" in done}
+    assert before
     # resuming with another seed is refused
     bad = subprocess.run(CLI[:7] + ["6"] + CLI[8:] + ["--output", str(out), "--resume"], capture_output=True, text=True)
     assert bad.returncode == 2 and "resume" in bad.stderr

@@ -20,7 +20,13 @@ The worst input per metric (``nonfinite``, ``flushed``, ``cae``, ``ulp``) is red
 unit (row, element or table) holding the worst component and re-judged; it is kept as the shrunk
 reproducer when the finding persists there, with a copy-paste snippet that was executed and
 reproduces the framework's gradient.
+
+The exact VJP runs under a fixed precision budget per profile (``reference_max_bits``; gradient
+shapes are small and bounded by the profile's menu): an input whose exact gradient needs more
+bits, or stays undecided at the engine's limit, is skipped and counted (``reference_over_budget``)
+-- the same inputs on a fast and a slow machine, never judged against a guess.
 """
+
 from __future__ import annotations
 
 import time
@@ -30,17 +36,22 @@ import numpy as np
 
 from .. import quantities as Q
 from ..dtypes import FORMATS, dtype_name
+from ..reference.engine import PrecisionBudgetExceeded, precision_budget
 from .compare import Unsupported
-from .runner import (PROFILE_SETTINGS, _hypothesis_phase, _with_timeout, cell_key, group_seed, profile_variants,
-                     stack_cases)
+from .runner import ReferenceOverBudget, _hypothesis_phase, cell_key, group_seed, profile_variants, stack_cases
 
 # examples of the search / of the non-finite search per group; corpus cases up to corpus_max elements;
 # max_unit: largest unit (inputs) whose gradient condition (cae) is computed; jax_eager: also
-# differentiate JAX's eager variants (the jitted ones always)
+# differentiate JAX's eager variants (the jitted ones always); reference_max_bits: the working
+# precision the exact VJP may use (one fixed cap per profile, so that every gradient evaluation of
+# a run -- and the per-unit cache of reference.derivatives -- sees the same budget)
 GRAD_SETTINGS = {
-    "quick": dict(examples=4, nonfinite_examples=2, corpus_max=32, max_unit=64, jax_eager=False),
-    "default": dict(examples=6, nonfinite_examples=3, corpus_max=64, max_unit=32, jax_eager=False),
-    "thorough": dict(examples=120, nonfinite_examples=60, corpus_max=4096, max_unit=128, jax_eager=True),
+    "quick": dict(examples=4, nonfinite_examples=2, corpus_max=32, max_unit=64, jax_eager=False,
+                  reference_max_bits=2048),
+    "default": dict(examples=6, nonfinite_examples=3, corpus_max=64, max_unit=32, jax_eager=False,
+                    reference_max_bits=2048),
+    "thorough": dict(examples=120, nonfinite_examples=60, corpus_max=4096, max_unit=128, jax_eager=True,
+                     reference_max_bits=4096),
 }
 GRAD_SHAPES = {
     Q.ROW: {"quick": ((2, 16),), "default": ((2, 3), (2, 16), (2, 32), (1, 512)),
@@ -158,12 +169,14 @@ class GradGroup:
         self.settings = GRAD_SETTINGS[profile]
         self.cells = [GradCell(t, self.q.name, self.dtype) for t in targets]
         self.examples = 0
-        self.reference_errors = 0
-        self.reference_timeout = PROFILE_SETTINGS[profile].get("reference_timeout", 30.0)
+        self.reference_errors = 0       # inputs skipped: the reference refused or failed (over budget included)
+        self.reference_over_budget = 0  # of which: past the deterministic precision budget
+        self.reference_max_bits = self.settings.get("reference_max_bits")
         self.u = FORMATS[self.dtype].unit_roundoff
 
     def exact(self, args, cotangent=None):
-        """(inputs rounded to the dtype, cotangent, exact VJP, conditions) or raises."""
+        """(inputs rounded to the dtype, cotangent, exact VJP, conditions) or raises
+        (:class:`~infoaudit.audits.runner.ReferenceOverBudget` past the precision budget)."""
         from ..reference import derivatives as D
         from .condition import gradient_condition
         from .grad_compare import prepare_grad_inputs
@@ -175,7 +188,14 @@ class GradGroup:
             co = gradient_condition(self.q.name, *ref, cotangent=cot, exact=ex, max_unit=self.settings["max_unit"])
             return ex, co
 
-        ex, co = _with_timeout(self.reference_timeout, both)
+        try:
+            with precision_budget(self.reference_max_bits):
+                ex, co = both()
+        except PrecisionBudgetExceeded as e:
+            raise ReferenceOverBudget(str(e)) from e
+        undecided = sum(int(np.sum(e.undecided)) for e in ex.values() if e.undecided is not None)
+        if undecided:
+            raise ReferenceOverBudget(f"{undecided} gradient component(s) undecided at the engine's limit")
         return inputs, cot, ex, co
 
     def judge_cell(self, cell, inputs, cot, ex, co):
@@ -194,6 +214,10 @@ class GradGroup:
         """Judge ``args`` on every live cell; {cell index: (max ulp, max cae, non-finite + flushed)}."""
         try:
             inputs, cot, ex, co = self.exact(list(args))
+        except ReferenceOverBudget:  # deterministic: the same input is skipped on every machine
+            self.reference_errors += 1
+            self.reference_over_budget += 1
+            return {}
         except Exception:  # noqa: BLE001 - an input the reference cannot differentiate is skipped
             self.reference_errors += 1
             return {}
@@ -470,7 +494,7 @@ def run_grad_group(task: dict) -> dict:
     return {"group": f"{task['quantity']}|{task['dtype']}|grad", "quantity": task["quantity"],
             "dtype": task["dtype"], "kind": "grad", "cells": cells, "skipped": [list(s) for s in skipped],
             "examples": group.examples, "reference_errors": group.reference_errors,
-            "seconds": time.perf_counter() - t0}
+            "reference_over_budget": group.reference_over_budget, "seconds": time.perf_counter() - t0}
 
 
 __all__ = ["run_grad_group", "grad_search", "grad_targets", "has_gradient", "GRAD_SETTINGS", "GRAD_METRICS",

@@ -5,6 +5,18 @@ all backends of that dtype against one exact reference evaluation) and spread ov
 pool (``--jobs``, default: all cores). Results go to ``OUTPUT/results.json`` after every finished
 group (atomic replace), so Ctrl-C or a kill loses no finished group and ``--resume`` continues.
 At the end the report (Markdown, HTML, PNG) is rendered into OUTPUT.
+
+No process outlives the command: the pool is closed on every exit path (normal end, an error,
+Ctrl-C, SIGTERM -- which takes the same path as Ctrl-C and exits with 143 instead of 130): the
+workers get a bounded time to finish on a normal end, and are killed (SIGKILL) on the other
+paths, then reaped. Each worker also dies with its parent (``PR_SET_PDEATHSIG`` on Linux, and a
+thread that watches the parent pid everywhere), so even a ``kill -9`` of the command leaves
+no worker behind.
+
+Test hook: with ``INFOAUDIT_RUN_PAUSE_AFTER=N`` in the environment the command, once N groups
+have finished and been written, prints ``infoaudit run: paused after N finished groups`` on
+stderr and waits for a signal -- so a test can interrupt the run at a known point instead of
+racing it.
 """
 from __future__ import annotations
 
@@ -18,6 +30,21 @@ from . import results as R
 
 DEFAULT_OUTPUT = "reports"
 RESULTS_NAME = "results.json"
+PAUSE_ENV = "INFOAUDIT_RUN_PAUSE_AFTER"   # test hook, see the module docstring
+PAUSED_MESSAGE = "infoaudit run: paused after {n} finished groups"
+WORKER_GRACE_S = 60.0   # on a normal end: how long idle workers get to exit before they are killed
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into the same clean shutdown as Ctrl-C (exit status 128 + signal)."""
+
+    def __init__(self, signum=signal.SIGTERM):
+        super().__init__(f"signal {signum}")
+        self.signum = int(signum)
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(signum)
 
 
 def add_arguments(p):
@@ -43,13 +70,43 @@ def _split(s):
     return [x.strip() for x in s.split(",") if x.strip()]
 
 
-def _init_worker():
+def _die_with_parent(parent_pid):
+    """Make this worker exit when the process that started it dies (even by SIGKILL): the
+    kernel's parent-death signal on Linux, and a daemon thread polling the parent pid."""
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            PR_SET_PDEATHSIG = 1
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl: the thread below still watches
+            pass
+    if parent_pid and os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch():
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    if parent_pid:
+        threading.Thread(target=watch, name="infoaudit-parent-watch", daemon=True).start()
+
+
+def _init_worker(parent_pid=None):
+    _die_with_parent(parent_pid)
+    # the parent handles Ctrl-C and SIGTERM and shuts the pool down (killing the workers if need be)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # one thread per worker: the pool already uses every core
     for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[k] = "1"
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and shuts the pool down
     import warnings
 
     warnings.filterwarnings("ignore")
@@ -91,6 +148,72 @@ def _task(kind, payload):
     except Exception as e:  # noqa: BLE001 - one broken group must not stop the run
         return kind, payload, None, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=6)}"
     return kind, payload, None, f"unknown task {kind}"
+
+
+def close_pool(ex, graceful: bool, others=(), grace_s: float = WORKER_GRACE_S) -> None:
+    """Shut ``ex`` (a ProcessPoolExecutor) down and reap every worker process.
+
+    ``graceful`` (all work done): the workers get ``grace_s`` seconds to take the shutdown
+    sentinel and exit; otherwise (interrupt, error) pending work is cancelled and the workers are
+    killed at once. Either way every multiprocessing child still alive at the end is killed and
+    joined -- except ``others``, the children that existed before the pool (a caller's own) --
+    so none of the pool's is left orphaned. Further SIGINT / SIGTERM are ignored meanwhile (a
+    second Ctrl-C must not abandon the clean-up half way)."""
+    import multiprocessing as mp
+
+    others = set(others)
+
+    def ours():
+        return [p for p in mp.active_children() if p not in others]
+
+    main = _in_main_thread()
+    old = {}
+    if main:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, signal.SIG_IGN)
+    try:
+        ex.shutdown(wait=False, cancel_futures=True)
+        children = ours()
+        if graceful:
+            deadline = time.monotonic() + grace_s
+            for p in children:
+                p.join(max(0.0, deadline - time.monotonic()))
+        for p in children:
+            if p.is_alive():
+                p.kill()
+        for p in children:
+            p.join(10.0)
+        for p in ours():  # anything started meanwhile
+            p.kill()
+            p.join(10.0)
+        ex.shutdown(wait=True)
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+def _in_main_thread():
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _pause_after():
+    v = os.environ.get(PAUSE_ENV, "").strip()
+    try:
+        return int(v) if v else None
+    except ValueError:
+        return None
+
+
+def _pause_for_signal(n):
+    """The test hook: report the pause, then sleep until a signal handler raises."""
+    print(PAUSED_MESSAGE.format(n=n), file=sys.stderr, flush=True)
+    while True:
+        if hasattr(signal, "pause"):
+            signal.pause()
+        else:  # pragma: no cover - not POSIX
+            time.sleep(3600)
 
 
 def _errata():
@@ -249,9 +372,16 @@ def main(args) -> int:
     R.write_atomic(path, doc)
 
     jobs = args.jobs or os.cpu_count() or 1
-    interrupted = False
-    ex = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+    interrupted = None  # the KeyboardInterrupt / Terminated that stopped the run
+    pause_after = _pause_after()
+    finished = 0
+    old_term = signal.signal(signal.SIGTERM, _raise_terminated) if _in_main_thread() else None
+    ex = None
+    pending = None
+    before = mp.active_children()  # a caller's own children (main() may run inside a program): not ours to kill
     try:
+        ex = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                 initargs=(os.getpid(),))
         pending = {ex.submit(_task, kind, payload): (kind, payload, w) for kind, payload, w in tasks}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -283,25 +413,29 @@ def main(args) -> int:
                 doc["elapsed_s"] = round(elapsed_before + time.monotonic() - t_start, 1)
                 R.write_atomic(path, doc)
                 prog.update(w, ncells, label)
-    except KeyboardInterrupt:
-        interrupted = True
+                if kind in ("group", "grad"):
+                    finished += 1
+                    if finished == pause_after:
+                        _pause_for_signal(finished)
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Terminated)
+        interrupted = e
     finally:
-        if interrupted:
-            for p in list(getattr(ex, "_processes", {}).values()):
-                try:
-                    p.terminate()
-                except Exception:  # noqa: BLE001
-                    pass
-        ex.shutdown(wait=not interrupted, cancel_futures=True)
+        # every exit path (the end, Ctrl-C, SIGTERM, an error) closes the pool and reaps the workers
+        try:
+            if ex is not None:
+                close_pool(ex, graceful=interrupted is None and pending == {}, others=before)
+        finally:
+            if old_term is not None:
+                signal.signal(signal.SIGTERM, old_term)
     doc["elapsed_s"] = round(elapsed_before + time.monotonic() - t_start, 1)
-    doc["status"] = "interrupted" if interrupted else "complete"
+    doc["status"] = "interrupted" if interrupted is not None else "complete"
     doc["updated"] = R.now()
     R.write_atomic(path, doc)
-    if interrupted:
+    if interrupted is not None:
         done = sum(1 for g in doc["groups"].values() if g.get("done"))
         print(f"\ninterrupted: {done} finished groups kept in {path}; continue with "
               f"`infoaudit run --resume --profile {args.profile} --seed {args.seed} --output {out}`", file=sys.stderr)
-        return 130
+        return 128 + interrupted.signum if isinstance(interrupted, Terminated) else 130
     if not args.quiet:
         print(f"results: {path} ({len(doc['cells'])} cells, {doc['elapsed_s']:.0f} s)", file=sys.stderr)
     if args.no_report:

@@ -18,7 +18,11 @@ For each group:
    simpler values (0, integers, fewer significant bits) -- each step kept only if the finding persists.
 
 Everything is deterministic for a given seed (hypothesis ``@seed`` per group; shrinking has a
-step budget, not a time budget). :func:`search` drives it for one quantity/dtype and any
+step budget, not a time budget), and nothing depends on the machine's speed: the exact reference
+gets a deterministic *precision budget* per input (:func:`reference_precision_cap`: ``n (p + e)^2
+<= reference_work`` for an input of ``n`` float values whose largest has binary exponent ``e``),
+and an input it cannot decide within ``p`` bits is skipped and counted (``reference_over_budget``),
+never judged against a guess. :func:`search` drives it for one quantity/dtype and any
 targets (backend names, backend modules, ``(backend, variant)`` pairs or plain callables), which
 is what the gate reuses for a user's function; :func:`run_group` is the process-pool task of
 ``infoaudit run``.
@@ -26,7 +30,6 @@ is what the gate reuses for a user's function; :func:`run_group` is the process-
 from __future__ import annotations
 
 import math
-import signal
 import time
 import warnings
 import zlib
@@ -37,6 +40,7 @@ import numpy as np
 from .. import quantities as Q
 from .. import reference
 from ..dtypes import FORMATS, cast, dtype_name
+from ..reference.engine import MAX_PREC, PrecisionBudgetExceeded, precision_budget
 from .compare import Unsupported
 from .metrics import element_errors
 
@@ -47,18 +51,89 @@ PROFILE_SETTINGS = {
     # points kept per cell for the error-vs-magnitude plot
     # variants: "first" audits each backend's primary op only; corpus_max: largest fixed case (elements)
     # shrink_elements: the shrinker's budget in input elements sent to the reference (its cost)
-    # reference_timeout: seconds one exact evaluation may take (an input past it is skipped and counted)
+    # reference_work: the exact reference's budget per input, in element-bits^2: an input of n float
+    # values may use p bits of working precision with n (p + e)^2 <= reference_work, e the binary
+    # exponent of its largest value (see reference_precision_cap); an input it cannot decide within
+    # p bits is skipped and counted. Deterministic: the same on a fast and a slow machine, unlike the
+    # wall-clock timeout it replaces (3 / 8 / 120 s; the budgets are about that on a 2-core Xeon).
     "quick": dict(ulp_examples=6, nonfinite_examples=4, shrink_steps=15, shrink_elements=3_000, points=40,
-                  variants="first", corpus_max=64, reference_timeout=3.0),
+                  variants="first", corpus_max=64, reference_work=2 ** 30),
     "default": dict(ulp_examples=70, nonfinite_examples=35, shrink_steps=120, shrink_elements=20_000, points=60,
-                    variants="all", corpus_max=None, reference_timeout=8.0),
+                    variants="all", corpus_max=None, reference_work=2 ** 31),
     "thorough": dict(ulp_examples=600, nonfinite_examples=300, shrink_steps=400, shrink_elements=400_000,
-                     points=200, variants="all", corpus_max=None, reference_timeout=120.0),
+                     points=200, variants="all", corpus_max=None, reference_work=2 ** 35),
 }
 
 ULP_SHRINK_THRESHOLD = 8.0      # shrink the worst-ULP input of a cell only when it is at least this bad
-EXAMPLE_TIMEOUT_S = 30.0        # default guard on one reference evaluation (profiles set their own)
+DEFAULT_REFERENCE_WORK = 2 ** 31  # reference budget of a Group built without a profile (element-bits^2)
+MIN_REFERENCE_BITS = 128        # the first precision at which the reference decides anything
 METRICS = ("ulp", "rel", "scaled", "nonfinite", "invariant")
+
+
+def reference_precision_cap(n_elements: int, work: float | None, magnitude_bits: int = 0) -> int | None:
+    """The working precision (bits) the exact reference may use on one input: the largest power
+    of two ``p`` in [MIN_REFERENCE_BITS, MAX_PREC] with ``n_elements * (p + magnitude_bits)**2 <=
+    work`` (MIN_REFERENCE_BITS, the first precision at which the reference decides anything, when
+    none fits); None (no cap) when ``work`` is None.
+
+    A cost model, not a clock: mpmath's cost per element grows about like the square of the
+    bits it carries, which are the working precision plus the binary exponent of the largest
+    input (``magnitude_bits``: exp(z) of z ~ 1e296 reduces its argument with ~985 extra bits).
+    Measured on a 2-core Xeon: a 256-entry RLHF-KL row of float64 logits up to 1e296 needs 4096
+    bits (28 s), and ~10 s just to reach 1024 bits; ~3.8e-9 s per element-bit^2 per Ziv step.
+    Both inputs of the model are properties of the input alone, so the cap -- and with it what
+    gets judged -- is the same on every machine. The floor keeps inputs with huge values
+    auditable (many are cheap: masked, shifted or saturated rows are decided at 128 bits); for
+    them the work can exceed ``work`` (bounded by the profile's input sizes).
+    """
+    if work is None:
+        return None
+    n = max(int(n_elements), 1)
+    e = max(int(magnitude_bits), 0)
+    p = MIN_REFERENCE_BITS
+    while p < MAX_PREC and n * (2 * p + e) ** 2 <= work:
+        p *= 2
+    return p
+
+
+def float_elements(q, inputs) -> int:
+    """Number of float values in ``inputs`` (array elements and float scalars; labels excluded)."""
+    return sum(int(np.size(v)) for v, a in zip(inputs, q.args) if a.is_float_array) + \
+        sum(1 for a in q.args if a.is_scalar)
+
+
+def magnitude_bits(q, inputs) -> int:
+    """The binary exponent (>= 0) of the largest finite |value| among the float inputs."""
+    top = 0.0
+    for v, a in zip(inputs, q.args):
+        if not (a.is_float_array or a.is_scalar):
+            continue
+        x = np.abs(np.asarray(v, dtype=np.float64))
+        x = x[np.isfinite(x)]
+        if x.size:
+            top = max(top, float(x.max()))
+    return max(int(np.frexp(top)[1]), 0) if top > 0 else 0
+
+
+class ReferenceOverBudget(Exception):
+    """The exact reference could not decide an input within its deterministic precision budget."""
+
+
+def exact_within_budget(q, inputs, work):
+    """The exact reference of ``inputs`` under the precision budget for their size and magnitude
+    (:func:`reference_precision_cap`); raises :class:`ReferenceOverBudget` when some element
+    needs more bits than the budget allows or stays undecided at the engine's limit. Otherwise
+    returns exactly what :func:`exact_of` returns.
+    """
+    cap = reference_precision_cap(float_elements(q, inputs), work, magnitude_bits(q, inputs))
+    try:
+        with precision_budget(cap):
+            ex = exact_of(q, inputs)
+    except PrecisionBudgetExceeded as e:
+        raise ReferenceOverBudget(str(e)) from e
+    if ex.undecided is not None and np.any(ex.undecided):
+        raise ReferenceOverBudget(f"{int(np.sum(ex.undecided))} element(s) undecided at {MAX_PREC} bits")
+    return ex
 
 
 def group_seed(seed: int, *parts) -> int:
@@ -389,12 +464,13 @@ class Group:
         self.seed = seed
         self.cells = [CellState(t, self.q.name, self.dtype) for t in self.targets]
         self.examples = 0
-        self.reference_errors = 0
+        self.reference_errors = 0      # inputs skipped: the reference refused or failed (over budget included)
+        self.reference_over_budget = 0  # of which: past the deterministic precision budget
         self.reference_seconds = 0.0
         self.backend_seconds = 0.0
         self.max_points = max_points
         self.shrink_elements = None
-        self.reference_timeout = EXAMPLE_TIMEOUT_S
+        self.reference_work = DEFAULT_REFERENCE_WORK
         self._exact_cache = {}
         self._rng = np.random.default_rng(group_seed(seed, "points", self.q.name, self.dtype))
 
@@ -404,7 +480,7 @@ class Group:
         key = fingerprint(args)
         ex = self._exact_cache.get(key)
         if ex is None:
-            ex = _with_timeout(self.reference_timeout, exact_of, self.q, list(args))
+            ex = exact_within_budget(self.q, list(args), self.reference_work)
             if len(self._exact_cache) > 512:
                 self._exact_cache.clear()
             self._exact_cache[key] = ex
@@ -420,6 +496,10 @@ class Group:
         t0 = time.perf_counter()
         try:
             exact = self.exact(inputs)
+        except ReferenceOverBudget:  # deterministic: the same input is skipped on every machine
+            self.reference_errors += 1
+            self.reference_over_budget += 1
+            return {}
         except Exception:  # noqa: BLE001 - an input the reference cannot evaluate is skipped
             self.reference_errors += 1
             return {}
@@ -606,29 +686,6 @@ def magnitude_label(q) -> str:
     return "largest finite |input| in the row"
 
 
-class _Timeout(Exception):
-    pass
-
-
-def _with_timeout(seconds, fn, *a):
-    """fn(*a) with a SIGALRM guard in the main thread (no guard elsewhere)."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        return fn(*a)
-
-    def handler(signum, frame):
-        raise _Timeout(f"reference evaluation exceeded {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        return fn(*a)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-
-
 # ---------------------------------------------------------------- hypothesis search
 
 
@@ -675,7 +732,8 @@ class SearchResult:
     skipped: list
     examples: int
     seconds: float
-    reference_errors: int = 0
+    reference_errors: int = 0        # inputs skipped because the reference refused them (over budget included)
+    reference_over_budget: int = 0   # of which: past the deterministic precision budget
 
     @property
     def worst(self) -> dict:
@@ -711,7 +769,7 @@ def search(quantity, target, dtype="float32", profile="default", seed=0, *, fram
     targets, skipped = as_targets(q, target, d, device, framework)
     group = Group(q, d, targets, profile, seed, prof["points"])
     group.shrink_elements = prof.get("shrink_elements")
-    group.reference_timeout = prof.get("reference_timeout", EXAMPLE_TIMEOUT_S)
+    group.reference_work = prof.get("reference_work", DEFAULT_REFERENCE_WORK)
     fixed = []
     if use_corpus:
         from .. import corpus
@@ -742,7 +800,7 @@ def search(quantity, target, dtype="float32", profile="default", seed=0, *, fram
         shrink_group(group, prof["shrink_steps"] if shrink_steps is None else shrink_steps)
     cells = {c.target.key(q.name, d): cell_dict(group, c, encode) for c in group.cells}
     return SearchResult(q.name, d, profile, seed, cells, [list(s) for s in skipped], group.examples,
-                        time.perf_counter() - t0, group.reference_errors)
+                        time.perf_counter() - t0, group.reference_errors, group.reference_over_budget)
 
 
 def stack_cases(q, cases):
@@ -875,7 +933,8 @@ def run_group(task: dict) -> dict:
                  examples=task.get("examples"), nonfinite_examples=task.get("nonfinite_examples"))
     return {"group": f"{task['quantity']}|{task['dtype']}", "quantity": task["quantity"], "dtype": task["dtype"],
             "cells": res.cells, "skipped": [list(s) for s in skipped], "examples": res.examples,
-            "reference_errors": res.reference_errors, "seconds": time.perf_counter() - t0}
+            "reference_errors": res.reference_errors, "reference_over_budget": res.reference_over_budget,
+            "seconds": time.perf_counter() - t0}
 
 
 PANEL_SIZES = {"quick": (16, 256, 4096), "default": (16, 128, 1024, 4096, 16384, 50257),
@@ -905,11 +964,17 @@ def softmax_precision(task: dict) -> dict:
     q = Q.get("softmax")
     rng = np.random.default_rng(group_seed(task.get("seed", 0), "softmax_precision"))
     targets = {d: targets_for(q, d, task.get("backends"))[0] for d in dtypes}
+    work = PROFILE_SETTINGS[profile].get("reference_work", DEFAULT_REFERENCE_WORK)
     rows = []
+    over_budget = []
     for scale in (1.0, 4.0):
         for n in sizes:
             z = shared_logits(rng, (nrows, n), scale)
-            exact = exact_of(q, [z])
+            try:
+                exact = exact_within_budget(q, [z], work)
+            except ReferenceOverBudget:
+                over_budget.append([n, scale])
+                continue
             for d in dtypes:
                 zd = cast(z, d)
                 assert np.array_equal(zd.astype(np.float64), z)
@@ -935,9 +1000,11 @@ def softmax_precision(task: dict) -> dict:
     return {"quantity": "softmax", "sizes": list(sizes), "rows_per_size": nrows, "scales": [1.0, 4.0],
             "input": "N(0, scale^2) logits rounded to bfloat16 and kept in float16's normal range: "
                      "exactly the same values in every dtype",
-            "results": rows, "unsupported": [list(u) for u in unsupported],
+            "results": rows, "unsupported": [list(u) for u in unsupported], "reference_over_budget": over_budget,
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
 __all__ = ["search", "SearchResult", "Target", "targets_for", "run_group", "PROFILE_SETTINGS", "cell_key",
-           "judge", "invariant_violations", "scaled_errors", "group_seed", "softmax_precision", "METRICS"]
+           "judge", "invariant_violations", "scaled_errors", "group_seed", "softmax_precision", "METRICS",
+           "reference_precision_cap", "exact_within_budget", "ReferenceOverBudget", "float_elements",
+           "magnitude_bits"]

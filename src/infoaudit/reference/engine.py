@@ -12,9 +12,23 @@ An exactly zero value is accepted only with a zero scale (every term exactly zer
 infinities are accepted when both precisions agree. A value still undecided at MAX_PREC bits
 is kept and flagged (``Exact.undecided``); in practice this is an exact value of a quantity
 whose terms cancel exactly (e.g. a table built to have I(X;Y) = 0 through inexact terms).
+
+A caller may cap the working precision with :func:`precision_budget` (the audit runner does, so
+that what gets judged never depends on the machine's speed): inside the block, a unit that is
+still undecided at the cap raises :class:`PrecisionBudgetExceeded` instead of going on to more
+bits. The cap only decides *whether* an evaluation succeeds, never *what* it returns: every
+value that comes back is the one the uncapped loop returns (decided elements are exact,
+undecided ones flagged). Results served from a cache of unit values are checked against the cap
+too, through :attr:`Exact.max_prec` (see there), so an input is refused under a cap exactly when
+a fresh evaluation would be -- for ``reference.evaluate`` / ``evaluate_mpmath``, which record it.
+``derivatives.vjp`` does not record it (its per-unit cache returns values only), so a cached
+gradient unit is checked only when it is first evaluated: callers keep one cap per process for
+gradients (the gradient runner's cap is fixed per profile).
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from dataclasses import dataclass, field
 
@@ -28,6 +42,50 @@ START_PREC = 64
 MAX_PREC = 1 << 14
 TARGET_BITS = 112
 GUARD = 12
+
+
+class PrecisionBudgetExceeded(ArithmeticError):
+    """An element needs more working precision than the active :func:`precision_budget` allows."""
+
+    def __init__(self, needed: int, limit: int):
+        super().__init__(f"the exact reference needs more than {limit} bits here (reached {needed}); "
+                         f"the precision budget is {limit} bits")
+        self.needed = needed
+        self.limit = limit
+
+
+_BUDGET: contextvars.ContextVar = contextvars.ContextVar("infoaudit_precision_budget", default=None)
+
+
+@contextlib.contextmanager
+def precision_budget(max_bits):
+    """Within the block, no evaluation uses more than ``max_bits`` bits of working precision.
+
+    A unit still undecided at the largest precision of the doubling schedule that fits
+    (``64 * 2**k <= max_bits``) raises :class:`PrecisionBudgetExceeded`; ``None`` (or a cap of at
+    least ``MAX_PREC``) leaves the engine as it is: undecided at ``MAX_PREC`` is returned and
+    flagged. Whether an input passes is a function of the input and the cap alone -- never of
+    the machine's speed, of its load or of what a cache happens to hold.
+    """
+    if max_bits is not None and int(max_bits) < 2 * START_PREC:
+        raise ValueError(f"a precision budget below {2 * START_PREC} bits decides nothing (got {max_bits})")
+    token = _BUDGET.set(None if max_bits is None else int(max_bits))
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
+
+
+def precision_limit():
+    """The active precision budget in bits, or None."""
+    return _BUDGET.get()
+
+
+def check_precision(bits) -> None:
+    """Raise :class:`PrecisionBudgetExceeded` when ``bits`` of working precision exceed the budget."""
+    limit = _BUDGET.get()
+    if limit is not None and bits is not None and int(bits) > limit:
+        raise PrecisionBudgetExceeded(int(bits), limit)
 
 
 def _to_mp(x):
@@ -94,6 +152,7 @@ def evaluate_unit(formula, unit):
         prev = formula(*unit)
     while True:
         prec *= 2
+        check_precision(prec)  # the budget is checked before the work, not after
         with mp.workprec(prec):
             cur = formula(*unit)
             flags = [not _decided(a[0], b[0], b[1], prec) for a, b in zip(prev, cur)]
@@ -115,6 +174,10 @@ class Exact:
     ``rounded(dtype)`` rounds each value once, directly to that dtype (see ``dtypes.round_dd``).
     ``values`` keeps the mpf values when mpmath produced them (None for fast-path results).
     ``undecided`` flags elements whose rounding was not certain at MAX_PREC bits.
+    ``max_prec``: the largest working precision the mpmath units needed (None when unknown);
+    recording it checks it against the active :func:`precision_budget` (raising
+    :class:`PrecisionBudgetExceeded`), which is what makes units served from a cache count like
+    freshly evaluated ones.
     """
 
     hi: np.ndarray
@@ -127,6 +190,15 @@ class Exact:
     @property
     def shape(self):
         return self.hi.shape
+
+    @property
+    def max_prec(self):
+        return self.__dict__.get("_max_prec")
+
+    @max_prec.setter
+    def max_prec(self, bits):
+        self.__dict__["_max_prec"] = bits
+        check_precision(bits)
 
     def rounded(self, dtype) -> np.ndarray:
         """float64 array holding each exact value rounded once to ``dtype``."""
