@@ -167,5 +167,8 @@ def test_interrupt_and_resume(tmp_path, sig):
     doc2 = R.load(path)
     assert doc2["status"] == "complete" and len(doc2["groups"]) == 12
     assert all(g.get("done") and not g.get("error") for g in doc2["groups"].values())
+    # the floating-point state before (fingerprint) and after the groups, as a pool worker saw it
+    env = doc2["environment"]
+    assert env["fingerprint"]["fp"]["ftz"] and env["fingerprint_after"]["ftz"], env.get("fingerprint_after")
     for k, c in before.items():  # finished groups were kept, not recomputed
         assert doc2["cells"][k] == c

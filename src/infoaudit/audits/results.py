@@ -7,9 +7,11 @@ Layout (``schema = "infoaudit.results"``, ``version = 1``)::
       "status": "running" | "complete" | "interrupted",
       "config": {"profile", "seed", "backends", "dtypes", "quantities", "settings"},
       "environment": {"python", "platform", "cpu", "cores", "packages": {...}, "backends": [...],
-                      "fingerprint": {...}  (infoaudit.results.fingerprint)},
+                      "fingerprint": {...}  (infoaudit.results.fingerprint),
+                      "fingerprint_after": {...}  (fp_state() in a pool worker after the groups)},
       "started", "updated" (ISO 8601 UTC), "elapsed_s",
-      "groups": {"<quantity>|<dtype>": {"done": true, "seconds", "examples", "reference_errors", "skipped"}},
+      "groups": {"<quantity>|<dtype>": {"done": true, "seconds", "examples", "reference_errors",
+                                         "reference_over_budget", "skipped"}},
       "cells": {"<quantity>|<backend>|<variant>|<dtype>|<device>": {
           quantity, backend, variant, dtype, device, call, native, note, status, reason,
           examples, elements, max_ulp, p99_ulp, median_ulp, max_rel, max_abs, max_scaled,
@@ -254,6 +256,7 @@ def add_group(doc: dict, group: dict):
     doc["cells"].update(group["cells"])
     doc["groups"][group["group"]] = {"done": True, "seconds": round(group["seconds"], 3),
                                      "examples": group["examples"], "reference_errors": group["reference_errors"],
+                                     "reference_over_budget": group.get("reference_over_budget", 0),
                                      "skipped": group["skipped"]}
     doc["updated"] = now()
 

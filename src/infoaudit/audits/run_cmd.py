@@ -139,6 +139,10 @@ def _task(kind, payload):
             from ..backends import status
 
             return kind, payload, R.environment(status()), None
+        if kind == "environment_after":
+            from ..results.fingerprint import fp_state
+
+            return kind, payload, R._jsonable(fp_state()), None
         if kind == "errata":
             return kind, payload, _errata(), None
         if kind == "condition":
@@ -417,6 +421,11 @@ def main(args) -> int:
                     finished += 1
                     if finished == pause_after:
                         _pause_for_signal(finished)
+        # the floating-point state as a worker sees it after its groups (torch.compile, XLA or a
+        # fast-math library can switch flush-to-zero on in the process that ran them)
+        res, err = ex.submit(_task, "environment_after", {}).result()[2:]
+        doc.setdefault("environment", {})["fingerprint_after"] = res if res is not None else {"error": err}
+        R.write_atomic(path, doc)
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Terminated)
         interrupted = e
     finally:
