@@ -16,6 +16,7 @@ from mpmath import mp
 
 from infoaudit import quantities as Q
 from infoaudit.reference import derivatives as D
+from infoaudit.reference.formulas import formula
 
 NAMES = list(Q.REGISTRY)
 
@@ -57,7 +58,7 @@ def _objective(q, units, cots):
     """sum_units sum_i c_i f_i(unit) with the forward exact formula at the current precision."""
     total = mpmath.mpf(0)
     for unit, cu in zip(units, cots):
-        vals = q.formula(*[D._to_mp(v) for v in unit])
+        vals = formula(q.name)(*[D._to_mp(v) for v in unit])
         cs = cu if isinstance(cu, (list, tuple)) else [cu]
         for (v, _), ci in zip(vals, cs):
             total += mpmath.mpf(ci) * v

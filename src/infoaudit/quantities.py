@@ -1,11 +1,13 @@
 """The quantity registry: one declarative entry per quantity.
 
-Each entry names the quantity, its arguments in the public order (the DESIGN table: CLI
-``--impl``, pytest plugin and user backends call functions with exactly these arguments), the
-argument *kinds* (which drive validation and the input strategies), how the input splits into
-units for the exact reference (``structure``), the exact formula, the unit of the result and
-the edge-case conventions. Audits, reports, the gate and the benchmarks iterate over REGISTRY;
-adding a quantity means adding one entry here (and, for each backend, its native op).
+Each entry names the quantity, its arguments in the public order (the quantity table of
+docs/design.md: CLI ``--impl``, pytest plugin and user backends call functions with exactly these
+arguments), the argument *kinds* (which drive validation and the input strategies), how the input
+splits into units for the exact reference (``structure``), the definition, the unit of the result,
+the edge-case conventions and its facts (``tags``). The exact formula of each quantity is
+``reference.formulas.formula(name)`` (the registry does not import the reference). Audits,
+reports, the gate and the benchmarks iterate over REGISTRY; adding a quantity means adding one
+entry here, its formula (and derivative) in the reference and, for each backend, its native op.
 """
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .reference import formulas as F
 
 # Argument kinds. Float kinds are arrays in the audited dtype; LABEL is an int64 array;
 # SCALAR kinds are Python floats.
@@ -50,7 +51,6 @@ class Quantity:
     name: str
     args: tuple
     structure: str
-    formula: object
     doc: str
     convention: str = ""
     unit: str = "nats"
@@ -88,71 +88,70 @@ class InputError(ValueError):
     """Bad input to a quantity: wrong shape, dtype, range or arity (message names the problem)."""
 
 
-def _q(name, args, structure, formula, doc, convention="", unit="nats", tags=()):
-    return Quantity(name, tuple(Arg(*a) for a in args), structure, formula, doc, convention, unit, tuple(tags))
+def _q(name, args, structure, doc, convention="", unit="nats", tags=()):
+    return Quantity(name, tuple(Arg(*a) for a in args), structure, doc, convention, unit, tuple(tags))
 
 
 _ENTRIES = [
-    _q("softmax", [("z", LOGITS)], ROW, F.softmax,
+    _q("softmax", [("z", LOGITS)], ROW,
        "exp(z_i) / sum_j exp(z_j) over the last axis",
        "-inf entries give 0; an all -inf row, a +inf entry or a NaN gives NaN", unit="",
        tags=("unit_interval", "row_sums_to_one")),
-    _q("log_softmax", [("z", LOGITS)], ROW, F.log_softmax,
+    _q("log_softmax", [("z", LOGITS)], ROW,
        "z_i - logsumexp(z)", "-inf entries give -inf; all -inf row, +inf entry or NaN gives NaN",
        tags=("nonpositive", "log_like")),
-    _q("logsumexp", [("z", LOGITS)], ROW_REDUCE, F.logsumexp,
+    _q("logsumexp", [("z", LOGITS)], ROW_REDUCE,
        "log sum_j exp(z_j) over the last axis", "all -inf row -> -inf; any +inf -> +inf; NaN -> NaN",
        tags=("logsumexp_bounds", "log_like", "exp_outside_log")),
-    _q("sigmoid", [("x", REAL)], ELEMENTWISE, F.sigmoid, "1 / (1 + exp(-x))", "sigmoid(+-inf) = 1, 0", unit="",
+    _q("sigmoid", [("x", REAL)], ELEMENTWISE, "1 / (1 + exp(-x))", "sigmoid(+-inf) = 1, 0", unit="",
        tags=("unit_interval",)),
-    _q("softplus", [("x", REAL)], ELEMENTWISE, F.softplus, "log(1 + exp(x))", "softplus(-inf) = 0, softplus(inf) = inf",
+    _q("softplus", [("x", REAL)], ELEMENTWISE, "log(1 + exp(x))", "softplus(-inf) = 0, softplus(inf) = inf",
        tags=("nonnegative", "log_like", "exp_outside_log")),
-    _q("log_sigmoid", [("x", REAL)], ELEMENTWISE, F.log_sigmoid, "-softplus(-x)", "log_sigmoid(-inf) = -inf",
+    _q("log_sigmoid", [("x", REAL)], ELEMENTWISE, "-softplus(-x)", "log_sigmoid(-inf) = -inf",
        tags=("nonpositive", "log_like")),
-    _q("entropy", [("p", PROBS)], ROW_REDUCE, F.entropy, "-sum p_i log p_i", "0 log 0 = 0",
+    _q("entropy", [("p", PROBS)], ROW_REDUCE, "-sum p_i log p_i", "0 log 0 = 0",
        tags=("nonnegative", "max_log_n", "log_like")),
-    _q("entropy_bits", [("p", PROBS)], ROW_REDUCE, F.entropy_bits, "-sum p_i log2 p_i", "0 log 0 = 0", unit="bits",
+    _q("entropy_bits", [("p", PROBS)], ROW_REDUCE, "-sum p_i log2 p_i", "0 log 0 = 0", unit="bits",
        tags=("nonnegative", "max_log_n", "log_like")),
-    _q("self_information_bits", [("p", PROB)], ELEMENTWISE, F.self_information_bits, "-log2 p",
+    _q("self_information_bits", [("p", PROB)], ELEMENTWISE, "-log2 p",
        "p = 0 -> +inf", unit="bits", tags=("nonnegative", "log_like")),
-    _q("binary_entropy_bits", [("p", PROB)], ELEMENTWISE, F.binary_entropy_bits,
+    _q("binary_entropy_bits", [("p", PROB)], ELEMENTWISE,
        "-(p log2 p + (1 - p) log2(1 - p))", "0 log 0 = 0 (H(0) = H(1) = 0)", unit="bits",
        tags=("unit_interval", "log_like")),
-    _q("kl_divergence", [("p", PROBS), ("q", PROBS)], ROW_REDUCE, F.kl_divergence,
+    _q("kl_divergence", [("p", PROBS), ("q", PROBS)], ROW_REDUCE,
        "sum p_i log(p_i / q_i)", "0 where p_i = 0; +inf where p_i > 0 = q_i", tags=("nonnegative", "log_like")),
-    _q("cross_entropy_probs", [("p", PROBS), ("q", PROBS)], ROW_REDUCE, F.cross_entropy_probs,
+    _q("cross_entropy_probs", [("p", PROBS), ("q", PROBS)], ROW_REDUCE,
        "-sum p_i log q_i", "0 where p_i = 0; +inf where p_i > 0 = q_i", tags=("nonnegative", "log_like")),
-    _q("cross_entropy", [("z", LOGITS), ("y", LABEL)], ROW_REDUCE, F.cross_entropy,
+    _q("cross_entropy", [("z", LOGITS), ("y", LABEL)], ROW_REDUCE,
        "logsumexp(z) - z_y (y: int64 class index)", "masked target (z_y = -inf) -> +inf; all -inf row -> NaN",
        tags=("nonnegative", "log_like")),
-    _q("nll_loss", [("logp", LOGPROBS), ("y", LABEL)], ROW_REDUCE, F.nll_loss, "-logp_y", "exact negation",
+    _q("nll_loss", [("logp", LOGPROBS), ("y", LABEL)], ROW_REDUCE, "-logp_y", "exact negation",
        tags=("nonnegative", "log_like")),
-    _q("binary_cross_entropy", [("p", PROB), ("t", TARGET01)], ELEMENTWISE, F.binary_cross_entropy,
+    _q("binary_cross_entropy", [("p", PROB), ("t", TARGET01)], ELEMENTWISE,
        "-(t log p + (1 - t) log(1 - p)), no clamping", "0 log 0 = 0; p = 0 with t > 0 -> +inf",
        tags=("nonnegative", "log_like")),
     _q("binary_cross_entropy_with_logits", [("z", REAL), ("t", TARGET01)], ELEMENTWISE,
-       F.binary_cross_entropy_with_logits, "softplus(z) - t z", "t in [0, 1]",
+       "softplus(z) - t z", "t in [0, 1]",
        tags=("nonnegative", "log_like", "exp_outside_log")),
     _q("label_smoothing_cross_entropy", [("z", LOGITS), ("y", LABEL), ("eps", EPS)], ROW_REDUCE,
-       F.label_smoothing_cross_entropy,
        "-sum_i t_i log_softmax(z)_i, t = (1 - eps) onehot(y) + eps / K (K = number of classes)",
        "entries with t_i = 0 contribute 0; a -inf logit with t_i > 0 gives +inf", tags=("nonnegative", "log_like")),
     _q("distillation_loss", [("zs", LOGITS), ("zt", LOGITS), ("T", TEMPERATURE)], ROW_REDUCE,
-       F.distillation_loss, "T^2 KL(softmax(zt / T) || softmax(zs / T)), teacher zt, student zs",
+       "T^2 KL(softmax(zt / T) || softmax(zs / T)), teacher zt, student zs",
        "exactly 0 when zt - zs is constant along the row", tags=("nonnegative", "log_like")),
     _q("rlhf_kl_penalty", [("z_policy", LOGITS), ("z_ref", LOGITS), ("beta", BETA)], ROW_REDUCE,
-       F.rlhf_kl_penalty, "beta KL(softmax(z_policy) || softmax(z_ref)) per token",
+       "beta KL(softmax(z_policy) || softmax(z_ref)) per token",
        "exactly 0 when z_policy - z_ref is constant along the row", tags=("nonnegative", "log_like")),
-    _q("gaussian_kl", [("mu", MU), ("logvar", LOGVAR)], ROW_REDUCE, F.gaussian_kl,
+    _q("gaussian_kl", [("mu", MU), ("logvar", LOGVAR)], ROW_REDUCE,
        "KL(N(mu, exp(logvar)) || N(0, 1)) = 0.5 sum(exp(logvar) + mu^2 - 1 - logvar)",
        "computed as expm1(logvar) - logvar; logvar = -inf -> +inf",
        tags=("nonnegative", "log_like", "exp_outside_log")),
-    _q("joint_entropy", [("P", TABLE)], TABLE_REDUCE, F.joint_entropy, "H(X, Y) = -sum P_xy log P_xy",
+    _q("joint_entropy", [("P", TABLE)], TABLE_REDUCE, "H(X, Y) = -sum P_xy log P_xy",
        "0 log 0 = 0; rows of P index x, columns y", tags=("nonnegative", "max_log_n", "log_like")),
-    _q("conditional_entropy", [("P", TABLE)], TABLE_REDUCE, F.conditional_entropy,
+    _q("conditional_entropy", [("P", TABLE)], TABLE_REDUCE,
        "H(Y | X) = -sum P_xy log(P_xy / P_x)", "P_x = sum_y P_xy; 0 log 0 = 0",
        tags=("nonnegative", "max_log_ny", "log_like")),
-    _q("mutual_information", [("P", TABLE)], TABLE_REDUCE, F.mutual_information,
+    _q("mutual_information", [("P", TABLE)], TABLE_REDUCE,
        "I(X; Y) = sum P_xy log(P_xy / (P_x P_y))", "marginals from P; 0 log 0 = 0",
        tags=("nonnegative", "max_log_min_nx_ny", "log_like")),
 ]

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import quantities as Q
 from ..dtypes import cast
+from ..reference.formulas import formula
 from .runner import (ULP_SHRINK_THRESHOLD, CellState, Group, Worst, _shift_check, fingerprint, invariant_violations,
                      judge, scaled_errors)
 
@@ -416,7 +417,7 @@ def amplification(q, w: Worst):
             conv = [mpmath.mpf(v) if isinstance(v, float) else
                     ([mpmath.mpf(x) for x in v] if isinstance(v, list) and v and not isinstance(v[0], list) else
                      ([[mpmath.mpf(x) for x in r] for r in v] if isinstance(v, list) else v)) for v in unit]
-            out = q.formula(*conv)
+            out = formula(q.name)(*conv)
             val, scale = out[oi]
             if val == 0 or not mpmath.isfinite(val):
                 return None

@@ -14,6 +14,7 @@ import numpy as np
 from mpmath import mp
 
 from .engine import Exact, _to_mp, evaluate_unit, hi_lo
+from .formulas import formula
 
 __all__ = ["Exact", "evaluate", "evaluate_mpmath"]
 
@@ -32,12 +33,9 @@ def _make_runner(formula):
 
 @lru_cache(maxsize=200_000)
 def _unit_cached(name, frozen_unit):
-    from .. import quantities
-
-    q = quantities.REGISTRY[name]
     unit = [list(v) if isinstance(v, tuple) else v for v in frozen_unit]
     unit = [_thaw(v) for v in unit]
-    vals, prec, flags = evaluate_unit(_make_runner(q.formula), unit)
+    vals, prec, flags = evaluate_unit(_make_runner(formula(name)), unit)
     with mp.workprec(prec):
         pairs = [hi_lo(v) for v in vals]
     return tuple(pairs), tuple(flags), prec

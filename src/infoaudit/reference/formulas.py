@@ -504,3 +504,12 @@ def mutual_information(P):
     if not terms:
         return [(mpmath.mpf(0), 0)]
     return [(mp.fsum(terms), mp.fsum(abs(t) for t in terms))]
+
+
+def formula(name: str):
+    """The exact formula of the registry's quantity ``name``: a function of one unit's values
+    (mpf numbers, lists of them, int labels) returning a list of (value, error scale)."""
+    f = globals().get(name)
+    if name.startswith("_") or not callable(f) or name == "formula":
+        raise KeyError(f"no exact formula for {name!r}")
+    return f
