@@ -10,6 +10,8 @@ PIP_VERSION := 26.3
 PIP_TOOLS_VERSION := 7.7.0
 PROFILE ?= default
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` (auto: one per core; `make test TEST_JOBS=0` runs in one process)
+TEST_JOBS ?= auto
 # `make test-latest`: the newest releases in a venv of their own, and where to write what drifted
 LATEST := .venv-latest
 DRIFT := .drift
@@ -27,7 +29,8 @@ $(STAMP): pyproject.toml $(LOCK)
 venv: $(STAMP)
 
 test: $(STAMP)
-	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -m "not slow" -p no:cacheprovider $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=ci $(BIN)/python -m pytest -m "not slow" -p no:cacheprovider -n $(TEST_JOBS) --dist worksteal \
+	  --durations=25 $(PYTEST_ARGS)
 
 test-all: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import ml_dtypes
 import numpy as np
@@ -21,7 +22,8 @@ def test_search_numpy_backend_summary_and_worst_cases():
     (key, cell), = res.cells.items()
     assert key == "logsumexp|numpy|composed|float16|cpu"
     assert cell["status"] == "ok" and cell["examples"] >= 10
-    for k in ("max_ulp", "p99_ulp", "max_rel", "max_abs", "max_scaled", "nonfinite", "invariants", "points"):
+    for k in ("max_ulp", "p99_ulp", "max_rel", "max_abs", "max_score", "nonfinite", "invariants", "points", "grade",
+              "grades", "verdict", "profile", "why"):
         assert k in cell
     assert set(cell["worst"]) <= set(runner.METRICS)
     assert "ulp" in cell["worst"]
@@ -131,8 +133,13 @@ def start_paused_run(cmd, n_groups, env=None):
             lines.append(line)
             if marker in line:
                 paused.set()
-    threading.Thread(target=read, daemon=True).start()
-    if not paused.wait(600):
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 600
+    while not paused.wait(0.5) and proc.poll() is None and time.monotonic() < deadline:
+        pass
+    reader.join(5)  # the command ended: its last lines are read
+    if not paused.is_set():
         proc.kill()
         proc.wait()
         pytest.fail(f"the run did not pause after {n_groups} groups (exit {proc.returncode}): {''.join(lines)[-2000:]}")
