@@ -138,8 +138,8 @@ def start_paused_run(cmd, n_groups, env=None):
     deadline = time.monotonic() + 600
     while not paused.wait(0.5) and proc.poll() is None and time.monotonic() < deadline:
         pass
-    reader.join(5)  # the command ended: its last lines are read
     if not paused.is_set():
+        reader.join(5)  # the command ended (or hung): read its last lines for the message
         proc.kill()
         proc.wait()
         pytest.fail(f"the run did not pause after {n_groups} groups (exit {proc.returncode}): {''.join(lines)[-2000:]}")
