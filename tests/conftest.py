@@ -16,6 +16,13 @@ import re
 import pytest
 from hypothesis import HealthCheck, settings
 
+# One thread per test process: `make test` runs one pytest-xdist worker per core, and a framework
+# that also spreads over every core (XLA's Eigen pool, torch's intra-op threads, BLAS) only
+# oversubscribes them. Set before any test imports torch or JAX (infoaudit imports them lazily).
+for _var, _value in (("OMP_NUM_THREADS", "1"), ("MKL_NUM_THREADS", "1"), ("OPENBLAS_NUM_THREADS", "1"),
+                     ("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")):
+    os.environ.setdefault(_var, _value)
+
 settings.register_profile("ci", max_examples=30, derandomize=True, deadline=None, print_blob=True,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("thorough", max_examples=1000, deadline=None, print_blob=True,
