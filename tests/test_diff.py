@@ -96,6 +96,29 @@ def test_grade_and_verdict_when_present_and_absent():
     assert CC.compare_cell(cell(grade="faithful"), cell(grade="mystery"))["change"] == "changed"
     assert CC.compare_cell(cell(grade="faithful"), cell())["change"] == "same"  # one side has no grade
     assert CC.compare_cell(cell(verdict="pass"), cell(verdict="fail"))["change"] == "worse"
+    # the judge's order: flushed is better than conditioned, unstable worse than envelope
+    assert CC.GRADE_ORDER.index("flushed") < CC.GRADE_ORDER.index("conditioned")
+    assert CC.compare_cell(cell(grade="flushed"), cell(grade="unstable"))["change"] == "worse"
+    # verdicts under different judging profiles are a change, not a regression
+    r = CC.compare_cell(cell(verdict="pass", profile="default"), cell(verdict="fail", profile="strict"))
+    assert r["change"] == "changed" and "judging profile default -> strict" in r["changed"]
+
+
+def test_graded_cells_accuracy_finding_comes_from_the_grades():
+    """A graded cell (run with the one judge) has an accuracy finding when an element is unstable
+    (under strict also envelope), whatever its max ULP; its case is the worst-grade input."""
+    w = {"metric": "grade", "grade": "unstable", "computed": 0.03125, "index": [0, 0],
+         "args": [{"dtype": "float16", "shape": [1, 1], "values": [[-35.4]]}]}
+    graded = cell(max_ulp=2517.0, grade="unstable", grades={"correctly_rounded": 9, "unstable": 1},
+                  verdict="fail", profile="default", worst={"grade": w})
+    f = CC.cell_findings(graded)
+    assert f["accuracy"]["metric"] == "grade" and f["accuracy"]["case"]["grade"] == "unstable"
+    fine = cell(max_ulp=5000.0, grade="conditioned", grades={"conditioned": 10}, verdict="pass", profile="default")
+    assert "accuracy" not in CC.cell_findings(fine)   # many ULPs, but what the conditioning forces
+    env = cell(max_ulp=30.0, grade="envelope", grades={"envelope": 1}, verdict="fail", profile="strict",
+               worst={"grade": dict(w, grade="envelope")})
+    assert "accuracy" in CC.cell_findings(env)
+    assert "accuracy" not in CC.cell_findings(dict(env, profile="default", verdict="pass"))
 
 
 def test_grew_is_the_primitive_gate_baseline_uses():

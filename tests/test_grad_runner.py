@@ -17,7 +17,7 @@ from infoaudit.audits import results as R
 from infoaudit.audits import runner
 from infoaudit.report import model as M
 from infoaudit.report import render
-from infoaudit.report.documents import _snippet_text
+from infoaudit.report.documents import snippet_text
 from infoaudit.report.reproducer import verify
 
 
@@ -34,7 +34,7 @@ def gdoc():
                                          "backends": ["numpy", "torch", "jax"]}))
     from infoaudit.audits.condition import worked_examples
 
-    d["condition_examples"] = R._jsonable(worked_examples())
+    d["condition_examples"] = R.jsonable(worked_examples())
     d["status"] = "complete"
     json.dumps(d, allow_nan=False)
     return d
@@ -56,8 +56,15 @@ def test_grad_cells_keys_kinds_and_skips(gdoc):
         assert c["status"] == "ok" and c["examples"] >= 4
         assert set(c["worst"]) <= set(G.GRAD_METRICS)
         assert c["args"].keys() == {"z"}
-        for k in ("max_ulp", "max_cae", "p99_cae", "flushed", "boundary", "nonfinite", "how"):
+        for k in ("max_ulp", "max_cae", "p99_cae", "flushed", "boundary", "nonfinite", "how", "grade", "grades",
+                  "verdict", "profile", "why"):
             assert k in c
+        assert c["profile"] == "default" and c["verdict"] in ("pass", "fail")
+        for w in c["worst"].values():
+            assert w["grade"] in c["grades"] or w["grade"] == "correctly_rounded" or w.get("shrunk"), w
+    # the NaN gradient of a fully masked row fails the default profile, and the cell says why
+    c = gdoc["cells"]["log_softmax|torch|native|float32|cpu|grad"]
+    assert c["verdict"] == "fail" and c["grades"].get("nonfinite") and "nonfinite" in c["why"]
 
 
 def test_masked_row_nan_gradient_found_with_a_verified_reproducer(gdoc):
@@ -71,7 +78,7 @@ def test_masked_row_nan_gradient_found_with_a_verified_reproducer(gdoc):
     assert z.shape[0] == 1 and np.isneginf(z).all()
     assert math.isnan(float(R.unnum(case["computed"]))) and float(R.unnum(case["expected"])) == 0.0
     assert case["reproduced"] and case["snippet_kind"] == "native"
-    code = _snippet_text(c, case)
+    code = snippet_text(c, case)
     assert "requires_grad=True" in code and "torch.autograd.grad" in code
     assert verify(code, case, backend_or_skip("torch"), "float32")
 
@@ -138,7 +145,7 @@ def test_planted_gradient_flush_is_found_and_shrunk():
     group, cells = G.grad_search("logsumexp", [target], "float32", "quick", seed=5)
     (key, c), = cells.items()
     assert key == "logsumexp|torch|planted|float32|cpu|grad"
-    assert c["flushed"] > 0
+    assert c["flushed"] > 0 and c["verdict"] == "fail", (c["grades"], c["why"])
     w = c["worst"]["flushed"]
     case = w["shrunk"] or w
     got, exact = float(R.unnum(case["computed"])), float(R.unnum(case["expected"]))
@@ -152,7 +159,7 @@ def test_report_has_gradient_columns_section_findings_and_tables(gdoc, tmp_path)
     md = (tmp_path / "report.md").read_text()
     html = (tmp_path / "report.html").read_text()
     assert "torch grad f32" in md and "torch grad bf16" in md
-    assert "## Gradients and the condition-aware error" in md and "ill-conditioned" in md and "unstable" in md
+    assert "## Gradients and the condition-aware error" in md and "graded by the same judge" in md
     assert "gradient d/dz" in md and "Gradients (VJP through autodiff" in md
     assert "Gradients and the condition-aware error" in html and "torch grad f32" in html
     cols = M.columns(gdoc)
@@ -160,7 +167,9 @@ def test_report_has_gradient_columns_section_findings_and_tables(gdoc, tmp_path)
     assert ("numpy", "float32", "grad") not in cols
     mat = M.matrix(gdoc)
     e = mat[("log_softmax", "torch", "float32", "grad")]
-    assert e["nonfinite"] > 0 and e["max_scaled"] is not None
+    assert e["nonfinite"] > 0 and e["max_cae"] is not None
+    gm = M.grade_matrix(gdoc)[("log_softmax", "torch", "float32", "grad")]
+    assert gm["grade"] == "nonfinite" and gm["verdict"] == "fail"
 
 
 def test_gradient_findings_ranked_and_every_reproducer_runs(gdoc):
@@ -171,7 +180,7 @@ def test_gradient_findings_ranked_and_every_reproducer_runs(gdoc):
     n = 0
     for f in grad:
         case = f["case"]
-        code = _snippet_text(f["cell"], case)
+        code = snippet_text(f["cell"], case)
         if code:
             n += 1
             assert case["reproduced"], code

@@ -14,18 +14,25 @@ from infoaudit.report import model as M
 from infoaudit.report import render
 from infoaudit.report.reproducer import snippet, verify
 
+BCE = "binary_cross_entropy_with_logits"
+TORCH_BCE = f"{BCE}|torch|native|float16|cpu"
+
 
 @pytest.fixture(scope="module")
 def doc():
-    """A small real results document: two quantities x numpy/scipy x two dtypes, plus the panel."""
-    d = R.new_document({"profile": "quick", "seed": 0, "backends": ["numpy", "scipy"],
-                        "dtypes": ["float16", "float32"], "quantities": ["softmax", "kl_divergence"]},
+    """A small real results document: softmax x numpy/scipy x two dtypes, BCE with logits in
+    float16 on numpy, scipy and torch, plus the panel."""
+    from conftest import backend_or_skip
+
+    backend_or_skip("torch")
+    d = R.new_document({"profile": "quick", "seed": 0, "backends": ["numpy", "scipy", "torch"],
+                        "dtypes": ["float16", "float32"], "quantities": ["softmax", BCE]},
                        R.environment(None))
-    for q in ("softmax", "kl_divergence"):
-        for dt in ("float16", "float32"):
-            d_ = runner.run_group({"quantity": q, "dtype": dt, "profile": "quick", "seed": 0,
-                                   "backends": ["numpy", "scipy"]})
-            R.add_group(d, d_)
+    for dt in ("float16", "float32"):
+        R.add_group(d, runner.run_group({"quantity": "softmax", "dtype": dt, "profile": "quick", "seed": 0,
+                                         "backends": ["numpy", "scipy"]}))
+    R.add_group(d, runner.run_group({"quantity": BCE, "dtype": "float16", "profile": "quick", "seed": 0,
+                                     "backends": ["numpy", "scipy", "torch"]}))
     d["panels"]["softmax_precision"] = runner.softmax_precision(
         {"profile": "quick", "sizes": [8, 128], "rows": 1, "backends": ["numpy", "scipy"]})
     d["seeds_errata"] = {"available": False, "rows": [], "note": "not available: test"}
@@ -38,9 +45,12 @@ def test_render_writes_markdown_html_and_pngs(doc, tmp_path):
     files = render(doc, tmp_path)
     md = (tmp_path / "report.md").read_text()
     html = (tmp_path / "report.html").read_text()
-    assert "## Summary matrix" in md and "## Findings" in md and "FP16 vs BF16 vs FP32 softmax" in md
+    assert "## Executive summary" in md and "## Grade matrix" in md and "## Findings" in md
+    assert md.index("## Executive summary") < md.index("## Grade matrix") < md.index("## Findings") \
+        < md.index("## Appendix A: worst max-ULP error")
+    assert "FP16 vs BF16 vs FP32 softmax" in md
     assert "## Environment" in md and "not available: test" in md
-    assert "<table>" in html and "Summary matrix" in html
+    assert 'id="grade-matrix"' in html and 'id="grade-legend"' in html and "Executive summary" in html
     pngs = [f for f in files if f.endswith(".png")]
     assert any("summary_matrix" in p for p in pngs) and any("softmax_precision" in p for p in pngs)
     assert any("error_softmax" in p for p in pngs)
@@ -63,20 +73,45 @@ def test_html_escapes_all_data(doc, tmp_path):
 
 def test_findings_ranked_nonfinite_first(doc):
     fl = M.findings(doc)
-    assert fl, "the quick audit of numpy/scipy softmax and KL finds something"
+    assert fl, "the quick audit of torch's float16 BCE with logits finds something"
     sev = [f["severity"] for f in fl]
     assert sev == sorted(sev)
     for f in fl:
-        assert f["title"] and f["cell"]["quantity"] in ("softmax", "kl_divergence")
+        assert f["title"] and f["cell"]["quantity"] in ("softmax", BCE)
+        assert f["grade"] and f["case"].get("grade")
+
+
+def test_torch_bce_with_logits_float16_is_unstable_and_among_the_ten_worst(doc, tmp_path):
+    """Issue 17's acceptance: torch's float16 BCE with logits (1 + exp(-z) folded into the loss
+    loses the whole value near z = -7, t = 0 at condition number ~7: relative error 1) counts
+    `unstable` elements, fails, and its finding is among the report's ten worst, with its grade,
+    the condition number and the best other backend on the same input."""
+    cell = doc["cells"][TORCH_BCE]
+    assert cell["grades"].get("unstable", 0) > 0 and cell["verdict"] == "fail" and cell["profile"] == "default"
+    assert "unstable" in cell["why"] and "conditioning allows" in cell["why"]
+    w = cell["worst"]["well_conditioned"]
+    case = w["shrunk"] or w
+    assert case["grade"] == "unstable" and case["kappa"] <= M.WELL_CONDITIONED and case["rel"] > 0.5
+    assert {o["backend"] for o in case["others"]} == {"numpy", "scipy"}
+    top = M.ten_worst(M.findings(doc))
+    mine = [t for t in top if t["cell"]["backend"] == "torch" and t["cell"]["quantity"] == BCE]
+    assert mine and mine[0]["grade"] == "unstable" and mine[0]["best"] is not None
+    assert M.f(mine[0]["best"]["ulp"]) <= 1.0   # scipy's log_expit form / numpy get it right
+    render(doc, tmp_path, plots=False)
+    md = (tmp_path / "report.md").read_text()
+    top_md = md[md.index("worst findings at well-conditioned inputs"):md.index("## Grade matrix")]
+    assert "torch native" in top_md and "unstable" in top_md and "ULP, correctly_rounded" in top_md
+    html = (tmp_path / "report.html").read_text()
+    assert 'id="ten-worst-table"' in html and "g-unstable" in html
 
 
 def test_every_reproducer_in_the_report_reproduces(doc):
-    from infoaudit.report.documents import _snippet_text
+    from infoaudit.report.documents import snippet_text
 
     n = 0
     for f in M.findings(doc):
         case = f["case"]
-        code = _snippet_text(f["cell"], case)
+        code = snippet_text(f["cell"], case)
         if code:
             n += 1
             assert case["reproduced"], code

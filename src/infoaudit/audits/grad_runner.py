@@ -16,7 +16,17 @@ float argument's gradient: ULP / relative error, non-finite classes, *flushed* c
 the exact gradient rounds to a nonzero value), *boundary* components (finite where the exact
 derivative is infinite) and the condition-aware error ``cae = |g - g*| / (u (N + |g*|))``.
 
-The worst input per metric (``nonfinite``, ``flushed``, ``cae``, ``ulp``) is reduced to the one
+Every component is graded by the one judge (:func:`infoaudit.judging.grade_elements`) with N = the
+gradient's sensitivity sum_j |dg/dx_j| |x_j| (the same second-derivative condition; 0 where it was
+not computed) and S = the magnitudes of the closed-form VJP's terms (the gate's
+:data:`infoaudit.judging.GRAD_SCALES`), n = the row length (or, for a scalar argument T / eps /
+beta, the number of entries its gradient sums over); the cell carries the grades, a verdict under
+the judging profile and its one-line why, as forward cells do. Units whose inputs hold infinities
+other than -inf masks are judged only under a profile that judges infinite inputs (``strict``),
+which also judges a finite gradient where the exact one is a one-sided infinity at a domain
+boundary (``default`` accepts it: frameworks clamp there by design).
+
+The worst input per metric (``nonfinite``, ``flushed``, ``grade``, ``cae``, ``ulp``) is reduced to the one
 unit (row, element or table) holding the worst component and re-judged; it is kept as the shrunk
 reproducer when the finding persists there, with a copy-paste snippet that was executed and
 reproduces the framework's gradient.
@@ -34,11 +44,17 @@ import warnings
 
 import numpy as np
 
+from .. import judging
 from .. import quantities as Q
 from ..dtypes import FORMATS, dtype_name
+from ..judging import profiles as JP
+from ..judging.core import infinite_input_mask
+from ..judging.grades import CODE, GRADES
+from ..judging.scales import reduction_length
 from ..reference.engine import PrecisionBudgetExceeded, precision_budget
 from .compare import Unsupported
-from .runner import ReferenceOverBudget, _hypothesis_phase, cell_key, group_seed, profile_variants, stack_cases
+from .runner import (ReferenceOverBudget, cell_key, group_seed, hypothesis_phase, profile_variants, scores,
+                     stack_cases, why_line)
 
 # examples of the search / of the non-finite search per group; corpus cases up to corpus_max elements;
 # max_unit: largest unit (inputs) whose gradient condition (cae) is computed; jax_eager: also
@@ -60,7 +76,7 @@ GRAD_SHAPES = {
     Q.TABLE_REDUCE: {"quick": ((1, 3, 4),), "default": ((2, 2, 3), (1, 8, 8)),
                      "thorough": ((2, 2, 3), (1, 8, 8), (1, 16, 16))},
 }
-GRAD_METRICS = ("nonfinite", "flushed", "cae", "ulp")
+GRAD_METRICS = ("nonfinite", "flushed", "grade", "cae", "ulp")
 CAE_SHRINK = 16.0        # a worst-cae input is re-judged on its unit only from this size on
 ULP_SHRINK = 16.0
 
@@ -130,6 +146,13 @@ class GradCell:
         self.notes = set()
         self.worst = {}          # metric -> dict (see _worst)
         self.search_hits = {}
+        self.ftz = target.flush_probe(dtype)
+        self.grade_counts = np.zeros(len(GRADES), np.int64)
+        self.unjudged = 0
+        self.failing = 0
+        self.why = ""
+        self.why_key = (-1, -1, -1.0)
+        self.grade_key = (-1, -1.0)
 
 
 def _unit_lead(q, idx):
@@ -161,10 +184,11 @@ def unit_case(q, inputs, cot, idx):
 class GradGroup:
     """Gradient search state of one (quantity, dtype) over its autodiff targets."""
 
-    def __init__(self, quantity, dtype, targets, profile="default", seed=0):
+    def __init__(self, quantity, dtype, targets, profile="default", seed=0, judge_profile="default"):
         self.q = Q.get(quantity)
         self.dtype = dtype_name(dtype)
         self.profile = profile
+        self.judge_profile = JP.get(judge_profile)
         self.seed = seed
         self.settings = GRAD_SETTINGS[profile]
         self.cells = [GradCell(t, self.q.name, self.dtype) for t in targets]
@@ -243,18 +267,56 @@ class GradGroup:
             res[i] = self._record(cell, r, source, recipe)
         return res
 
+    def grade(self, cell, gc, S_all=None):
+        """(Judgement, judged, failing) of one argument's gradient ``gc`` (a GradComparison) on
+        ``cell``: :func:`judging.grade_elements` with N = the gradient's sensitivity (second
+        derivatives; 0 where not computed) and S = the closed-form VJP's terms, under the group's
+        judging profile. ``judged`` leaves out units with infinite inputs other than -inf masks
+        and finite values at a one-sided infinite derivative (domain boundary) unless the profile
+        judges infinite inputs; ``failing``: judged components whose grade the profile does not pass."""
+        p = self.judge_profile
+        q = self.q
+        if S_all is None:
+            S_all = judging.grad_scale(q, gc.inputs, gc.cotangent, self.dtype, cell.ftz is not None)
+        hi = np.asarray(gc.exact.hi, dtype=np.float64)
+        y = np.asarray(gc.result, dtype=np.float64).reshape(hi.shape)
+        arg = q.args[q.arg_names.index(gc.arg)]
+        if arg.is_scalar:
+            first = next(np.asarray(v) for v, a in zip(gc.inputs, q.args) if a.is_float_array)
+            n = max(1, int(first.size))   # its gradient sums every entry's partial
+        else:
+            n = reduction_length(q, gc.inputs)
+        N = gc.condition.sensitivity if gc.condition is not None else np.zeros(hi.shape)
+        S = np.asarray(S_all.get(gc.arg, np.zeros(hi.shape)), dtype=np.float64)
+        g = judging.grade_elements(y, gc.exact, self.dtype, n=n, N=np.broadcast_to(N, hi.shape),
+                                   S=np.broadcast_to(S, hi.shape), ftz=cell.ftz, inputs=gc.inputs)
+        judged = JP.judged_mask(g, p)
+        if not p.judge_infinite_inputs:
+            unit = infinite_input_mask(q, gc.inputs)
+            judged &= ~(np.array(bool(unit.any())) if arg.is_scalar else _to_arg_shape(q, unit, hi.shape))
+            with np.errstate(invalid="ignore"):
+                judged &= ~(np.isinf(hi) & np.isfinite(y))   # a domain boundary: accepted by convention
+        fail = JP.failing_mask(g, p) & judged
+        return g, judged, fail
+
     def _record(self, cell, r, source, recipe):
         cell.examples += 1
         cell.skipped_args.update(r.skipped)
-        top_ulp = top_cae = 0.0
+        top_ulp = top_score = 0.0
         bad = 0
         from_search = isinstance(source, str) and source.startswith("search")
+        p = self.judge_profile
+        S_all = None
         for gc in r:
             cell.how = gc.how
             cell.notes.update(gc.notes)
             e = gc.errors
+            if S_all is None:
+                S_all = judging.grad_scale(self.q, gc.inputs, gc.cotangent, self.dtype, cell.ftz is not None)
+            g, judged, fail = self.grade(cell, gc, S_all)
             cell.elements += int(e.ulp.size)
-            pa = cell.per_arg.setdefault(gc.arg, {"max_ulp": 0.0, "max_cae": 0.0, "flushed": 0, "nonfinite": 0})
+            pa = cell.per_arg.setdefault(gc.arg, {"max_ulp": 0.0, "max_cae": 0.0, "flushed": 0, "nonfinite": 0,
+                                                  "grades": {}})
             fin = np.isfinite(e.ulp)
             if fin.any():
                 u = e.ulp[fin]
@@ -268,11 +330,28 @@ class GradGroup:
             fc = np.isfinite(cae)
             if fc.any():
                 cell.caes.append(cae[fc])
-                top_cae = max(top_cae, float(cae[fc].max()))
                 pa["max_cae"] = max(pa["max_cae"], float(cae[fc].max()))
-            nf = e.nonfinite != ""
+            sc = scores(g)
+            fs = judged & np.isfinite(sc)
+            if fs.any():
+                top_score = max(top_score, float(sc[fs].max()))
+            # grades, the failing components and the verdict's deciding component
+            counts = np.bincount(np.asarray(g.codes)[judged].ravel().astype(np.int64), minlength=len(GRADES))
+            cell.grade_counts += counts
+            pa["grades"] = judging.merge_grades(pa["grades"], {k: int(v) for k, v in zip(GRADES, counts) if v})
+            cell.unjudged += int(np.count_nonzero(~judged))
+            n_fail = int(np.count_nonzero(fail))
+            cell.failing += n_fail
+            decide = g.worst_index(fail if n_fail else judged)
+            if decide is not None:
+                key = (1 if n_fail else 0, int(g.codes[decide]), min(float(np.nan_to_num(sc[decide], nan=1e3)), 1e3))
+                if key > cell.why_key:
+                    cell.why_key = key
+                    where = f"[{', '.join(str(k) for k in decide)}]" if decide else ""
+                    cell.why = why_line(g, p, fail, judged, prefix=f"d/d{gc.arg}{where}: ")
+            nf = judged & (g.codes == CODE["nonfinite"])
             n_nf = int(nf.sum())
-            for c in e.nonfinite[nf].ravel():
+            for c in g.nonfinite[nf].ravel():
                 cell.nonfinite[c] = cell.nonfinite.get(c, 0) + 1
                 if from_search:
                     cell.search_hits[c] = cell.search_hits.get(c, 0) + 1
@@ -288,20 +367,49 @@ class GradGroup:
             # worst per metric
             if n_nf and ("nonfinite" not in cell.worst or n_nf > cell.worst["nonfinite"]["value"]):
                 idx = tuple(int(i) for i in np.argwhere(nf)[0])
-                cell.worst["nonfinite"] = _worst(gc, "nonfinite", n_nf, idx, str(e.nonfinite[idx]), source, recipe)
+                cell.worst["nonfinite"] = _worst(gc, g, "nonfinite", n_nf, idx, str(g.nonfinite[idx]), source, recipe)
             if n_fl and ("flushed" not in cell.worst or n_fl > cell.worst["flushed"]["value"]):
                 mag = np.where(fl, np.abs(e.expected), -1.0)
                 idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(mag)), mag.shape))
-                cell.worst["flushed"] = _worst(gc, "flushed", n_fl, idx, "flushed", source, recipe)
+                cell.worst["flushed"] = _worst(gc, g, "flushed", n_fl, idx, "flushed", source, recipe)
+            band = judged & (g.codes <= CODE["unstable"])
+            i = g.worst_index(band)
+            if i is not None:
+                key = (int(g.codes[i]), min(float(np.nan_to_num(sc[i], nan=1e3)), 1e3))
+                if key > cell.grade_key:
+                    cell.grade_key = key
+                    cell.worst["grade"] = _worst(gc, g, "grade", key[1], i, "", source, recipe)
             if fc.any() and float(cae[fc].max()) > cell.max_cae:
                 cell.max_cae = float(cae[fc].max())
                 idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(np.where(fc, cae, -1.0))), cae.shape))
-                cell.worst["cae"] = _worst(gc, "cae", cell.max_cae, idx, "", source, recipe)
+                cell.worst["cae"] = _worst(gc, g, "cae", cell.max_cae, idx, "", source, recipe)
             if fin.any() and float(e.ulp[fin].max()) > cell.max_ulp:
                 cell.max_ulp = float(e.ulp[fin].max())
                 idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(np.where(fin, e.ulp, -1.0))), e.ulp.shape))
-                cell.worst["ulp"] = _worst(gc, "ulp", cell.max_ulp, idx, "", source, recipe)
-        return top_ulp, top_cae, bad
+                cell.worst["ulp"] = _worst(gc, g, "ulp", cell.max_ulp, idx, "", source, recipe)
+        return top_ulp, top_score, bad
+
+    def verdict(self, cell) -> dict:
+        """The cell's judging fields (as :meth:`.runner.Group.verdict`): grade, grades, verdict, profile, why."""
+        grades = {g: int(k) for g, k in zip(GRADES, cell.grade_counts) if k}
+        ran = cell.examples and not cell.target.unsupported
+        return {"grade": judging.worst_grade(grades), "grades": grades,
+                "verdict": ("fail" if cell.failing else "pass") if ran else None,
+                "profile": self.judge_profile.name, "why": cell.why, "unjudged": cell.unjudged,
+                "failing": cell.failing}
+
+
+def _to_arg_shape(q, out_mask, arg_shape):
+    """An output-shaped (per unit) mask -> the argument's shape (each unit's entries)."""
+    m = np.asarray(out_mask, dtype=bool)
+    if q.structure == Q.ELEMENTWISE:
+        return np.broadcast_to(m, arg_shape).copy()
+    if q.structure == Q.ROW:
+        m = np.any(m, axis=-1, keepdims=True) if m.ndim else m
+        return np.broadcast_to(m, arg_shape).copy()
+    if q.structure == Q.ROW_REDUCE:
+        return np.broadcast_to(m[..., None], arg_shape).copy()
+    return np.broadcast_to(m[..., None, None], arg_shape).copy()
 
 
 def _cae_defined(gc) -> np.ndarray:
@@ -316,8 +424,9 @@ def _cae_defined(gc) -> np.ndarray:
         return np.where(np.asarray(gc.exact.hi) == 0, np.nan, gc.cae)
 
 
-def _worst(gc, metric, value, idx, klass, source, recipe) -> dict:
-    """The worst element of one argument's gradient, with everything needed to rerun it."""
+def _worst(gc, g, metric, value, idx, klass, source, recipe) -> dict:
+    """The worst element of one argument's gradient (``g``: its Judgement), with everything
+    needed to rerun it and the judge's grade and one line there."""
     if isinstance(source, list):
         source = source[idx[0]] if idx and idx[0] < len(source) else ", ".join(source)
     e = gc.errors
@@ -329,6 +438,7 @@ def _worst(gc, metric, value, idx, klass, source, recipe) -> dict:
             "ulp": float(e.ulp[idx]), "rel": float(e.rel[idx]), "abs": float(e.abs[idx]),
             "cae": _num_or_none(_cae_defined(gc)[idx]),
             "kappa": None if gc.condition is None else float(gc.condition.kappa[idx]),
+            "grade": GRADES[int(g.codes[idx])], "why": g.describe(idx),
             "class": klass, "source": source, "recipe": dict(recipe or {})}
 
 
@@ -337,11 +447,16 @@ def _num_or_none(x):
     return None if x != x else x
 
 
-def _persists(metric, w, gc, idx, u_unit=None):
-    """Does the finding ``w`` hold on the re-judged unit (comparison ``gc``, element ``idx``)?"""
+def _persists(metric, w, gc, idx, g=None):
+    """Does the finding ``w`` hold on the re-judged unit (comparison ``gc``, element ``idx``,
+    ``g`` its Judgement)?"""
     e = gc.errors
+    if metric == "grade":
+        return g is not None and int(g.codes[idx]) >= CODE.get(w["grade"], 0)
     if metric == "nonfinite":
-        return str(e.nonfinite[idx]) == w["class"]
+        nan = ("nan", "nan_inf_arith")   # one class: which NaN depends on the batch's other inputs
+        got = str((g.nonfinite if g is not None else e.nonfinite)[idx])
+        return got == w["class"] or (got in nan and w["class"] in nan)
     if metric == "flushed":
         return bool(gc.flushed[idx])
     if metric == "cae":
@@ -357,6 +472,8 @@ def shrink_to_unit(group: GradGroup, cell: GradCell, metric: str):
         return
     if metric == "cae" and w["value"] < CAE_SHRINK or metric == "ulp" and w["value"] < ULP_SHRINK:
         return
+    if metric == "grade" and CODE.get(w["grade"], 0) < CODE["envelope"]:
+        return
     q = group.q
     if w["index"]:
         args, cot, idx = unit_case(q, w["inputs"], w["cotangent"], w["index"])
@@ -368,10 +485,13 @@ def shrink_to_unit(group: GradGroup, cell: GradCell, metric: str):
     except Exception:  # noqa: BLE001 - no shrunk case; the original is kept
         return
     gc = r.args.get(w["arg"])
-    if gc is None or not _persists(metric, w, gc, idx):
+    if gc is None:
         return
-    klass = str(gc.errors.nonfinite[idx]) if metric == "nonfinite" else w["class"]
-    w["shrunk"] = _worst(gc, metric, w["value"], idx, klass, w["source"], None)
+    g, _, _ = group.grade(cell, gc)
+    if not _persists(metric, w, gc, idx, g):
+        return
+    klass = str(g.nonfinite[idx]) if metric == "nonfinite" else w["class"]
+    w["shrunk"] = _worst(gc, g, metric, w["value"], idx, klass, w["source"], None)
 
 
 def _encode_case(w, limit, dtype) -> dict:
@@ -387,11 +507,11 @@ def _encode_case(w, limit, dtype) -> dict:
     keep = size <= limit
     d["args"] = R.encode_args(w["inputs"]) if keep else None
     d["cotangent"] = R.encode_array(cast(np.asarray(w["cotangent"], dtype=np.float64), dtype)) if keep else None
-    d["recipe"] = R._jsonable(w.get("recipe", {}))
+    d["recipe"] = R.jsonable(w.get("recipe", {}))
     return d
 
 
-def grad_cell_dict(cell: GradCell) -> dict:
+def grad_cell_dict(cell: GradCell, group: GradGroup) -> dict:
     from . import results as R
 
     t = cell.target
@@ -411,23 +531,24 @@ def grad_cell_dict(cell: GradCell) -> dict:
         "max_ulp": R.num(cell.max_ulp), "p99_ulp": R.num(np.percentile(ulps, 99) if ulps.size else 0.0),
         "median_ulp": R.num(np.median(ulps) if ulps.size else 0.0), "max_rel": R.num(cell.max_rel),
         "max_cae": R.num(cell.max_cae), "p99_cae": R.num(np.percentile(caes, 99) if caes.size else 0.0),
+        **group.verdict(cell), "flush_to_zero": cell.ftz.describe() if cell.ftz is not None else "",
         "cae_elements": int(caes.size),
         "flushed": cell.flushed, "boundary": cell.boundary,
         "nonfinite": dict(sorted(cell.nonfinite.items())), "nonfinite_total": int(sum(cell.nonfinite.values())),
         "invariants": {}, "invariant_total": 0,
-        "args": R._jsonable(cell.per_arg), "skipped_args": dict(cell.skipped_args),
+        "args": R.jsonable(cell.per_arg), "skipped_args": dict(cell.skipped_args),
         "search_hits": dict(sorted(cell.search_hits.items())), "notes": sorted(cell.notes),
         "worst": worst,
     }
 
 
 def grad_search(quantity, targets, dtype, profile="default", seed=0, *, use_corpus=True, examples=None,
-                nonfinite_examples=None, shrink=True):
+                nonfinite_examples=None, shrink=True, judge_profile="default"):
     """The gradient audit of one (quantity, dtype) on ``targets``; (GradGroup, {cell key: dict})."""
     q = Q.get(quantity)
     d = dtype_name(dtype)
     st = GRAD_SETTINGS[profile]
-    group = GradGroup(q, d, targets, profile, seed)
+    group = GradGroup(q, d, targets, profile, seed, judge_profile)
     if use_corpus:
         from .. import corpus
 
@@ -441,16 +562,16 @@ def grad_search(quantity, targets, dtype, profile="default", seed=0, *, use_corp
     n_explore = n // 2
     for k, shape in enumerate(shapes):
         share = n_explore // len(shapes) + (1 if k < n_explore % len(shapes) else 0)
-        _hypothesis_phase(group, "any", share, group_seed(seed, q.name, d, "grad-explore", k), targeted=False,
+        hypothesis_phase(group, "any", share, group_seed(seed, q.name, d, "grad-explore", k), targeted=False,
                           shapes=[shape])
-    _hypothesis_phase(group, "any", n - n_explore, group_seed(seed, q.name, d, "grad-ulp"), shapes=shapes)
-    _hypothesis_phase(group, "nonfinite", n_nf, group_seed(seed, q.name, d, "grad-nonfinite"), shapes=shapes)
+    hypothesis_phase(group, "any", n - n_explore, group_seed(seed, q.name, d, "grad-ulp"), shapes=shapes)
+    hypothesis_phase(group, "nonfinite", n_nf, group_seed(seed, q.name, d, "grad-nonfinite"), shapes=shapes)
     cells = {}
     for cell in group.cells:
         if shrink:
             for m in GRAD_METRICS:
                 shrink_to_unit(group, cell, m)
-        dct = grad_cell_dict(cell)
+        dct = grad_cell_dict(cell, group)
         _attach_grad_snippets(dct, cell.target)
         cells[grad_cell_key(q.name, cell.target.backend, cell.target.variant, d, cell.target.device)] = dct
     return group, cells
@@ -490,7 +611,8 @@ def run_grad_group(task: dict) -> dict:
                 keep.append(t)
         targets = keep
     group, cells = grad_search(task["quantity"], targets, task["dtype"], task["profile"], task["seed"],
-                               examples=task.get("examples"), nonfinite_examples=task.get("nonfinite_examples"))
+                               examples=task.get("examples"), nonfinite_examples=task.get("nonfinite_examples"),
+                               judge_profile=task.get("judge_profile", "default"))
     return {"group": f"{task['quantity']}|{task['dtype']}|grad", "quantity": task["quantity"],
             "dtype": task["dtype"], "kind": "grad", "cells": cells, "skipped": [list(s) for s in skipped],
             "examples": group.examples, "reference_errors": group.reference_errors,

@@ -14,23 +14,43 @@ Layout (``schema = "infoaudit.results"``, ``version = 1``)::
                                          "reference_over_budget", "skipped"}},
       "cells": {"<quantity>|<backend>|<variant>|<dtype>|<device>": {
           quantity, backend, variant, dtype, device, call, native, note, status, reason,
-          examples, elements, max_ulp, p99_ulp, median_ulp, max_rel, max_abs, max_scaled,
-          nonfinite: {class: count}, nonfinite_total, invariants: {name: count}, invariant_total,
+          examples, elements, max_ulp, p99_ulp, median_ulp, max_rel, max_abs, max_score,
+          grade, grades: {grade: elements}, verdict: "pass" | "fail" | null, profile, why, unjudged, failing,
+          flush_to_zero, nonfinite: {class: count}, nonfinite_total, invariants: {rule: count}, invariant_total,
           notes, x_label, points: [[magnitude, ulp, rel], ...],
           worst: {metric: {metric, value, args, index, computed, expected, exact_hi, exact_lo, ulp, rel,
-                           abs, scaled, class, source, recipe, shrink_steps, shrunk: {... same, amplification}}}}},
+                           abs, grade, kappa, allow_conditioned, allow_envelope, why, class, source, recipe,
+                           shrink_steps, others: [...], shrunk: {... same}}}}},
       "panels": {"softmax_precision": {...}},
       "seeds_errata": {"available": bool, "rows": [...], "note": str},
       "condition_examples": [{name, algorithm, computed, exact, ulp, rel, sensitivity, kappa, cae, verdict}]
     }
+
+The judging fields come from the one judge (:mod:`infoaudit.judging`, docs/grades.md): ``grades``
+counts the elements per grade (``correctly_rounded``, ``faithful``, ``flushed``, ``conditioned``,
+``envelope``, ``unstable``, ``invariant``, ``nonfinite``) among those the judging ``profile``
+(``default`` or ``strict``, ``infoaudit run --judge-profile``) judges (``unjudged``: the others);
+``grade`` is the worst of them, ``verdict`` "fail" when any judged element's grade does not pass
+the profile (``failing`` counts them; a user's implementation that raised or returned the wrong
+shape or dtype also fails), null for a backend cell that did not run; ``why`` is the one line
+naming the deciding element's ULPs, both allowances and grade; ``max_score`` the largest error
+over the element's larger allowance. Worst cases per metric (``grade``: the worst element by grade
+and error over its allowance; ``well_conditioned``: the largest relative error beyond the
+conditioning at condition number kappa <= 64; ``ulp``; ``rel``; ``nonfinite``; ``invariant``)
+carry the element's ``grade``, ``kappa`` (N / |y*|), both allowances in ULPs and the judge's
+``why``; findings (all but ``ulp`` / ``rel``) carry ``others``: the other cells of the group on
+the same input (``backend``, ``variant``, ``device``, ``call``, ``computed``, ``ulp``, ``rel``,
+``grade``).
 
 Gradient cells (``infoaudit.audits.grad_runner``) sit in the same ``cells`` map under
 ``"<quantity>|<backend>|<variant>|<dtype>|<device>|grad"`` with ``"kind": "grad"``, their groups
 under ``"<quantity>|<dtype>|grad"``; besides the forward fields they carry ``how`` (the autodiff
 call), ``max_cae``, ``p99_cae``, ``cae_elements``, ``flushed``, ``boundary``, ``args`` (per
 argument: max_ulp, max_cae, flushed, nonfinite), ``skipped_args`` and worst cases per metric
-(``nonfinite``, ``flushed``, ``cae``, ``ulp``) holding ``arg``, ``cotangent``, ``cae`` and
-``kappa`` (no ``points``). Forward cells have no ``kind`` (or ``"value"``).
+(``nonfinite``, ``flushed``, ``grade``, ``cae``, ``ulp``) holding ``arg``, ``cotangent``, ``cae``,
+``kappa``, ``grade`` and ``why`` (no ``points``), and the same judging fields (``grade``, ``grades``,
+``verdict``, ``profile``, ``why``) with N from the exact second derivatives and S from the
+closed-form VJP's terms. Forward cells have no ``kind`` (or ``"value"``).
 
 Arrays are ``{"dtype", "shape", "values"}`` with nested lists of numbers; non-finite numbers are
 the strings ``"inf"``, ``"-inf"``, ``"nan"`` (strict JSON). Floats are written with ``repr`` (they
@@ -126,11 +146,13 @@ def worst_dict(w, encode=True, limit=None) -> dict:
         "metric": w.metric, "value": num(w.value), "index": list(w.index),
         "computed": num(w.computed), "expected": num(w.expected), "exact_hi": num(w.exact_hi),
         "exact_lo": num(w.exact_lo), "ulp": num(w.ulp), "rel": num(w.rel), "abs": num(w.abs),
-        "scaled": num(w.scaled),
-        "class": w.klass, "source": w.source, "recipe": _jsonable(w.recipe), "shrink_steps": w.shrink_steps,
-        "amplification": num(w.amplification) if w.amplification is not None else None,
+        "grade": w.grade, "kappa": num(w.kappa), "allow_conditioned": num(w.allow_conditioned),
+        "allow_envelope": num(w.allow_envelope), "why": w.why,
+        "class": w.klass, "source": w.source, "recipe": jsonable(w.recipe), "shrink_steps": w.shrink_steps,
         "shapes": [list(a.shape) for a in w.args if isinstance(a, np.ndarray)],
     }
+    if w.others:
+        d["others"] = jsonable(w.others)
     if encode:
         d["args"] = encode_args(w.args) if size <= limit else None
     else:
@@ -139,11 +161,12 @@ def worst_dict(w, encode=True, limit=None) -> dict:
     return d
 
 
-def _jsonable(x):
+def jsonable(x):
+    """``x`` with JSON-safe numbers (non-finite as strings), lists for tuples, str keys."""
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, (float, np.floating)):
         return num(x)
     if isinstance(x, (np.integer,)):
@@ -199,7 +222,7 @@ def environment(backend_status=None, frameworks=None, probe_fp=True) -> dict:
         "packages": {k: v for k, v in pk.items() if v},
     }
     if backend_status is not None:
-        env["backends"] = _jsonable(backend_status)
+        env["backends"] = jsonable(backend_status)
     if frameworks is None:
         frameworks = {"numpy"} | {("numpy" if r.get("backend") == "scipy" else r.get("backend"))
                                   for r in (backend_status or ()) if isinstance(r, dict) and r.get("available")}
@@ -214,7 +237,7 @@ def environment(backend_status=None, frameworks=None, probe_fp=True) -> dict:
 
 
 def new_document(config: dict, env: dict) -> dict:
-    return {"schema": SCHEMA, "version": VERSION, "status": "running", "config": _jsonable(config),
+    return {"schema": SCHEMA, "version": VERSION, "status": "running", "config": jsonable(config),
             "environment": env, "started": now(), "updated": now(), "elapsed_s": 0.0,
             "groups": {}, "cells": {}, "panels": {}, "seeds_errata": None, "condition_examples": None}
 
@@ -262,4 +285,4 @@ def add_group(doc: dict, group: dict):
 
 
 __all__ = ["SCHEMA", "VERSION", "new_document", "load", "write_atomic", "add_group", "environment",
-           "encode_array", "decode_array", "encode_args", "decode_args", "worst_dict", "num", "unnum"]
+           "encode_array", "decode_array", "encode_args", "decode_args", "worst_dict", "num", "unnum", "jsonable"]

@@ -1,5 +1,17 @@
 """``infoaudit run``: audit every quantity x backend x variant x dtype x device; write the report.
 
+    infoaudit run --profile quick                       # every installed backend
+    infoaudit run --impl my_pkg.losses:softmax --quantity softmax --framework torch
+                                                        # a user's own implementation (+ --backends to compare)
+
+Every element is graded by the one judge (:mod:`infoaudit.judging`); each cell carries its
+grades and a verdict under ``--judge-profile`` (``default``: a stable algorithm's envelope and
+better pass; ``strict``: as accurate as the conditioning allows). With ``--impl`` the user's
+function is imported as ``infoaudit gate --impl`` imports it and audited into the same results
+and report (its cells are keyed ``user-<framework>``); its cell verdict under a profile is the
+gate's exit status under the same profile on the inputs both judge (the same judge, the gate's
+probes among the fixed cases of both).
+
 Work is split into groups (one per quantity x dtype; each group judges every generated input on
 all backends of that dtype against one exact reference evaluation) and spread over a process
 pool (``--jobs``, default: all cores). Results go to ``OUTPUT/results.json`` after every finished
@@ -63,6 +75,14 @@ def add_arguments(p):
     p.add_argument("--no-panels", action="store_true", help="skip the FP16/BF16/FP32 softmax panel")
     p.add_argument("--no-grad", action="store_true",
                    help="skip the gradient cells (autodiff of the torch and JAX ops against the exact derivative)")
+    p.add_argument("--judge-profile", choices=("default", "strict"), default="default",
+                   help="judging profile of the cell verdicts: default (envelope and better pass), strict "
+                        "(conditioned and better pass); see docs/grades.md")
+    p.add_argument("--impl", default="", metavar="MODULE:FUNCTION",
+                   help="audit a user's own implementation (as `infoaudit gate --impl`); needs --quantity")
+    p.add_argument("--quantity", default="", help="with --impl: the quantity the function implements")
+    p.add_argument("--framework", choices=("numpy", "torch", "jax"), default=None,
+                   help="with --impl: the framework whose arrays the function takes (default: inferred)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
@@ -142,13 +162,13 @@ def _task(kind, payload):
         if kind == "environment_after":
             from ..results.fingerprint import fp_state
 
-            return kind, payload, R._jsonable(fp_state()), None
+            return kind, payload, R.jsonable(fp_state()), None
         if kind == "errata":
             return kind, payload, _errata(), None
         if kind == "condition":
             from .condition import worked_examples
 
-            return kind, payload, R._jsonable(worked_examples()), None
+            return kind, payload, R.jsonable(worked_examples()), None
     except Exception as e:  # noqa: BLE001 - one broken group must not stop the run
         return kind, payload, None, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=6)}"
     return kind, payload, None, f"unknown task {kind}"
@@ -229,7 +249,7 @@ def _errata():
         rows = seeds.errata_table()
     except Exception as e:  # noqa: BLE001
         return {"available": False, "rows": [], "note": f"not available: errata_table() failed ({type(e).__name__}: {e})"}
-    return {"available": True, "rows": R._jsonable(rows), "note": ""}
+    return {"available": True, "rows": R.jsonable(rows), "note": ""}
 
 
 def _weight(quantity, dtype, n_backends):
@@ -276,6 +296,32 @@ def _fmt(s):
     return f"{s // 60}:{s % 60:02d}"
 
 
+def _check_impl(spec, quantity, framework):
+    """(framework, quantity, error line or None) of ``--impl``: the function imports (as the
+    gate imports it), the quantity exists, the framework is installed."""
+    from .. import quantities as Q
+    from ..backends import BackendUnavailable, load
+    from .gate import infer_framework
+    from .gate_cmd import UsageError, load_impl
+
+    if not quantity:
+        return framework, "", "--impl needs --quantity (the quantity the function implements)"
+    try:
+        q = Q.get(quantity)
+    except Q.InputError as e:
+        return framework, "", f"--quantity: {e}"
+    try:
+        fn = load_impl(spec)
+    except UsageError as e:
+        return framework, q.name, str(e)
+    framework = framework or infer_framework(fn)
+    try:
+        load(framework)
+    except (BackendUnavailable, ImportError) as e:
+        return framework, q.name, f"--framework {framework}: not available ({e})"
+    return framework, q.name, None
+
+
 def main(args) -> int:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     import multiprocessing as mp
@@ -287,9 +333,28 @@ def main(args) -> int:
 
     out = args.output
     path = os.path.join(out, RESULTS_NAME)
-    backends = _split(args.backends) or list(BACKENDS)
-    dtypes = _split(args.dtypes) or list(DTYPES)
-    qnames = _split(args.quantities) or list(Q.REGISTRY)
+    impl = getattr(args, "impl", "") or ""
+    framework = getattr(args, "framework", None)
+    if impl:
+        framework, qname, err = _check_impl(impl, getattr(args, "quantity", ""), framework)
+        if err:
+            print(f"infoaudit run: {err}", file=sys.stderr)
+            return 2
+        from .gate import default_dtypes
+
+        backends = _split(args.backends)          # the installed backends to compare with (default: none)
+        dtypes = _split(args.dtypes) or list(default_dtypes(framework))
+        qnames = [qname]
+        args.no_grad = True
+        args.no_panels = True
+    else:
+        if getattr(args, "quantity", ""):
+            print("infoaudit run: --quantity goes with --impl; use --quantities for the backends", file=sys.stderr)
+            return 2
+        backends = _split(args.backends) or list(BACKENDS)
+        dtypes = _split(args.dtypes) or list(DTYPES)
+        qnames = _split(args.quantities) or list(Q.REGISTRY)
+    judge_profile = getattr(args, "judge_profile", "default") or "default"
     for b in backends:
         if b not in BACKENDS:
             print(f"infoaudit run: unknown backend {b!r}; known: {', '.join(BACKENDS)}", file=sys.stderr)
@@ -306,7 +371,10 @@ def main(args) -> int:
 
     config = {"profile": args.profile, "seed": args.seed, "backends": backends, "dtypes": dtypes,
               "quantities": qnames, "settings": PROFILE_SETTINGS[args.profile],
-              "grad": not args.no_grad, "grad_settings": GRAD_SETTINGS[args.profile]}
+              "grad": not args.no_grad, "grad_settings": GRAD_SETTINGS[args.profile],
+              "judge_profile": judge_profile}
+    if impl:
+        config["impl"] = {"impl": impl, "framework": framework, "quantity": qnames[0]}
     if args.resume and os.path.exists(path):
         try:
             doc = R.load(path)
@@ -318,7 +386,12 @@ def main(args) -> int:
             print(f"infoaudit run: {path} was run with profile {old.get('profile')!r} seed {old.get('seed')!r}; "
                   f"resume with the same --profile and --seed (or start afresh without --resume)", file=sys.stderr)
             return 2
-        doc["config"].update(R._jsonable({k: config[k] for k in ("backends", "dtypes", "quantities")}))
+        if old.get("judge_profile", "default") != judge_profile or old.get("impl") != config.get("impl"):
+            print(f"infoaudit run: {path} was judged under {old.get('judge_profile', 'default')!r}"
+                  f"{' for ' + old['impl']['impl'] if old.get('impl') else ''}; resume with the same "
+                  f"--judge-profile and --impl (or start afresh without --resume)", file=sys.stderr)
+            return 2
+        doc["config"].update(R.jsonable({k: config[k] for k in ("backends", "dtypes", "quantities")}))
         doc["status"] = "running"
         resumed = True
     else:
@@ -343,15 +416,18 @@ def main(args) -> int:
         tasks.append(("errata", {}, 0.5))
     if not doc.get("condition_examples"):
         tasks.append(("condition", {}, 0.5))
-    nb = len(backends)
+    nb = len(backends) + (1 if impl else 0)
     for qn in qnames:
         for d in dtypes:
             g = f"{qn}|{d}"
             if doc["groups"].get(g, {}).get("done"):
                 continue
             extra = [(lab, a) for lab, dt, a in past.get(qn, []) if dt == d]
-            tasks.append(("group", {"quantity": qn, "dtype": d, "profile": args.profile, "seed": args.seed,
-                                    "backends": backends, "extra_lists": extra}, _weight(qn, d, nb)))
+            task = {"quantity": qn, "dtype": d, "profile": args.profile, "seed": args.seed, "backends": backends,
+                    "extra_lists": extra, "judge_profile": judge_profile}
+            if impl:
+                task.update(impl=impl, framework=framework)
+            tasks.append(("group", task, _weight(qn, d, nb)))
     if not args.no_grad and any(b in AUTODIFF for b in backends):
         from .grad_runner import has_gradient
 
@@ -362,7 +438,8 @@ def main(args) -> int:
                 if doc["groups"].get(f"{qn}|{d}|grad", {}).get("done"):
                     continue
                 tasks.append(("grad", {"quantity": qn, "dtype": d, "profile": args.profile, "seed": args.seed,
-                                       "backends": backends}, 0.5 * _weight(qn, d, 2)))
+                                       "backends": backends, "judge_profile": judge_profile},
+                               0.5 * _weight(qn, d, 2)))
     if not args.no_panels and "softmax" in qnames and "softmax_precision" not in doc.get("panels", {}):
         tasks.append(("panel", {"name": "softmax_precision", "profile": args.profile, "seed": args.seed,
                                 "backends": backends, "dtypes": dtypes}, 12.0 if args.profile != "quick" else 4.0))

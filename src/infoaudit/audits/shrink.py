@@ -1,10 +1,13 @@
-"""Shrinking a runner finding to a minimal reproducer (step 4 of :mod:`.runner`).
+"""Shrinking a finding to a minimal reproducer: a deterministic structural shrinker.
 
-For each cell, the worst input per metric is reduced by a deterministic structural shrinker: one
-unit (row, element or table), then ddmin over row entries (labels follow their column), then
-simpler values (0, integers, fewer significant bits) -- each step kept only if the finding
-persists, within a step budget and a budget of input elements sent to the reference. The shrunk
-input is re-judged (:func:`_rejudge`) and gets the reference's amplification (scale / |value|).
+The shrinker knows nothing of the runner: like hypothesis's shrinker it is handed a predicate,
+``holds(args) -> bool`` ("does the finding still show on these inputs?"), which the caller builds
+from its own evaluation (the run audit: the exact reference, the target's call and the judge).
+:class:`Shrinker` reduces the inputs of one quantity in one dtype: one unit (row, element or
+table), then one repeated value per array, then ddmin over row entries (labels follow their
+column), then simpler values (0, integers, fewer significant bits) -- each step kept only if the
+predicate holds, within a step budget and a budget of input elements evaluated (the reference's
+cost). Deterministic: no randomness, no clock.
 """
 from __future__ import annotations
 
@@ -13,10 +16,7 @@ import math
 import numpy as np
 
 from .. import quantities as Q
-from ..dtypes import cast
-from ..reference.formulas import formula
-from .runner import (ULP_SHRINK_THRESHOLD, CellState, Group, Worst, _shift_check, fingerprint, invariant_violations,
-                     judge, scaled_errors)
+from ..dtypes import cast, dtype_name
 
 
 def _simplicity(v: float):
@@ -56,15 +56,20 @@ def _candidates(v: float, kind: str, dname: str):
 
 
 class Shrinker:
-    """Deterministic structural shrinker: one unit, fewer entries, simpler values."""
+    """Deterministic structural shrinker: one unit, fewer entries, simpler values.
 
-    def __init__(self, group: Group, cell: CellState, predicate, budget: int, elements: int | None = None):
-        self.g = group
-        self.q = group.q
-        self.cell = cell
-        self.pred = predicate
+    ``quantity``: the registry entry (or its name); ``dtype``: the audited dtype (candidate values
+    are rounded to it); ``holds(args) -> bool``: the caller's predicate (an exception counts as
+    False); ``budget``: predicate calls; ``elements``: input elements evaluated in all (None: no
+    limit). :meth:`run` returns the smallest inputs found; ``steps`` the predicate calls made.
+    """
+
+    def __init__(self, quantity, dtype, holds, budget: int, elements: int | None = None):
+        self.q = Q.get(quantity)
+        self.dtype = dtype_name(dtype)
+        self.holds = holds
         self.budget = budget
-        self.elements = elements if elements is not None else (group.shrink_elements or 10 ** 12)
+        self.elements = elements if elements is not None else 10 ** 12
         self.spent = 0
         self.steps = 0
         self._worst_col = None
@@ -80,11 +85,9 @@ class Shrinker:
         except Q.InputError:
             return False
         try:
-            exact = self.g.exact(args)
-            y, errs, _ = judge(self.q, self.cell.target, list(args), exact, self.g.dtype)
-        except Exception:  # noqa: BLE001
+            return bool(self.holds(tuple(args)))
+        except Exception:  # noqa: BLE001 - an input the evaluation cannot take does not show the finding
             return False
-        return bool(self.pred(args, y, errs, exact))
 
     def run(self, args, index):
         args = tuple(args)
@@ -107,7 +110,7 @@ class Shrinker:
                 continue
             for v in (fin.max(), fin.min(), float(np.median(fin))):
                 cand = list(args)
-                cand[ai] = cast(np.where(np.isfinite(a), v, a), self.g.dtype)
+                cand[ai] = cast(np.where(np.isfinite(a), v, a), self.dtype)
                 if self.test(tuple(cand)):
                     args = cand
                     break
@@ -258,11 +261,11 @@ class Shrinker:
                 for pos in range(flat.size):
                     if self.steps >= self.budget:
                         break
-                    for c in _candidates(float(flat[pos]), arg.kind, self.g.dtype):
+                    for c in _candidates(float(flat[pos]), arg.kind, self.dtype):
                         trial = flat.copy()
                         trial[pos] = c
                         cand = list(args)
-                        cand[ai] = cast(trial.reshape(a.shape), self.g.dtype)
+                        cand[ai] = cast(trial.reshape(a.shape), self.dtype)
                         if self.test(tuple(cand)):
                             flat = trial
                             args = cand
@@ -276,7 +279,7 @@ class Shrinker:
                         args = cand
             elif arg.is_scalar:
                 for c in (1.0, 0.5, 2.0, 0.1) if arg.kind != Q.EPS else (0.0, 0.5, 1.0, 0.1):
-                    v = float(cast(np.array([c]), self.g.dtype).astype(np.float64)[0])
+                    v = float(cast(np.array([c]), self.dtype).astype(np.float64)[0])
                     if v != args[ai] and _simplicity(v) < _simplicity(args[ai]):
                         cand = list(args)
                         cand[ai] = v
@@ -286,144 +289,5 @@ class Shrinker:
         return tuple(args)
 
 
-def _predicate(metric, w: Worst, group=None):
-    if metric == "nonfinite":
-        return lambda args, y, errs, exact: bool((errs.nonfinite == w.klass).any())
-    if metric == "scaled":
-        thr_s = max(ULP_SHRINK_THRESHOLD, 0.5 * w.scaled)
 
-        def pred(args, y, errs, exact):
-            sc = scaled_errors(group.q, list(args), errs, exact, group.dtype)
-            return bool(np.nan_to_num(sc, nan=0.0).max() >= thr_s)
-        return pred
-    thr = max(ULP_SHRINK_THRESHOLD, 0.5 * w.ulp)
-    return lambda args, y, errs, exact: bool(np.nan_to_num(errs.ulp, nan=0.0).max() >= thr)
-
-
-def _cost_rank(cell):
-    """Cheap targets drive the shared shrinking (a jit backend compiles every new shape)."""
-    b = cell.target.backend
-    return (1 if b.startswith("jax") else 0, 0 if cell.target.mod is None else 0)
-
-
-def _finding_pred(group, cell, metric, w):
-    if metric == "invariant" and w.klass.startswith("shift"):
-        return _shift_predicate(group, cell)
-    if metric == "invariant":
-        def pred(args, y, errs, exact, _k=w.klass):
-            return _k in invariant_violations(group.q, list(args), y, exact, group.dtype)
-        return pred
-    return _predicate(metric, w, group)
-
-
-def shrink_group(group: Group, budget: int):
-    """Shrink every cell's findings; cells whose worst input and finding coincide share one shrink.
-
-    The cheapest cell of each set drives the shrinker; the reproducer it finds is re-judged on
-    the others and kept where it still shows their finding; where it does not, that cell is
-    shrunk on its own with a quarter of the budget.
-    """
-    jobs = {}
-    for cell in group.cells:
-        if cell.target.unsupported:
-            continue
-        for metric in ("nonfinite", "invariant", "scaled", "ulp"):
-            w = cell.worst.get(metric)
-            if w is None or (metric == "ulp" and w.ulp < ULP_SHRINK_THRESHOLD) or \
-                    (metric == "scaled" and not w.scaled >= ULP_SHRINK_THRESHOLD):
-                continue
-            jobs.setdefault((metric, w.klass, fingerprint(w.args)), []).append(cell)
-    for (metric, klass, _), cells in jobs.items():
-        cells = sorted(cells, key=_cost_rank)
-        driver = cells[0]
-        w = driver.worst[metric]
-        sh = Shrinker(group, driver, _finding_pred(group, driver, metric, w), budget)
-        small = sh.run(w.args, w.index)
-        for k, cell in enumerate(cells):
-            wc = cell.worst[metric]
-            res = _rejudge(group, cell, small, metric, klass)
-            ok = res is not None and (metric != "ulp" or res.ulp >= max(ULP_SHRINK_THRESHOLD, 0.5 * wc.ulp)) and \
-                (metric != "scaled" or res.scaled >= max(ULP_SHRINK_THRESHOLD, 0.5 * wc.scaled))
-            steps = sh.steps if k == 0 else 1
-            if not ok:
-                sh2 = Shrinker(group, cell, _finding_pred(group, cell, metric, wc), max(4, budget // 4))
-                res = _rejudge(group, cell, sh2.run(wc.args, wc.index), metric, klass)
-                steps = sh2.steps
-            wc.shrunk = res
-            wc.shrink_steps = steps
-            if res is not None:
-                res.amplification = amplification(group.q, res)
-
-
-def _shift_predicate(group, cell):
-    def pred(args, y, errs, exact):
-        return _shift_check(group.q, cell.target, list(args), y, errs, exact, group.dtype) is not None
-    return pred
-
-
-def _rejudge(group, cell, args, metric, klass):
-    q = group.q
-    try:
-        exact = group.exact(args)
-        y, errs, _ = judge(q, cell.target, list(args), exact, group.dtype)
-    except Exception:  # noqa: BLE001
-        return None
-    if metric == "nonfinite":
-        hits = np.argwhere(errs.nonfinite == klass)
-        if not hits.size:
-            return None
-        idx = tuple(int(i) for i in hits[0])
-        val = float((errs.nonfinite != "").sum())
-    elif metric == "invariant":
-        inv = invariant_violations(q, list(args), y, exact, group.dtype)
-        if klass.startswith("shift"):
-            sh = _shift_check(q, cell.target, list(args), y, errs, exact, group.dtype)
-            if sh is not None:
-                inv[klass] = sh[0]
-        if klass not in inv:
-            return None
-        idx = tuple(int(i) for i in np.argwhere(inv[klass])[0])
-        val = float(inv[klass].sum())
-    elif metric == "scaled":
-        sc = np.nan_to_num(scaled_errors(q, list(args), errs, exact, group.dtype), nan=-1.0)
-        idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(sc)), sc.shape))
-        val = float(sc[idx])
-    else:
-        u = np.nan_to_num(errs.ulp, nan=-1.0)
-        idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(u)), u.shape))
-        val = float(u[idx])
-    return group._worst(metric, val, list(args), idx, y, errs, exact, klass, "shrunk", None)
-
-
-def amplification(q, w: Worst):
-    """scale / |value| of the reference formula at the worst element (a condition-number proxy)."""
-    import mpmath
-    from mpmath import mp
-
-    if not (math.isfinite(w.exact_hi) and w.exact_hi != 0):
-        return None
-    try:
-        vals = Q.validate(q, list(w.args))
-        shape = Q.output_shape(q, vals)
-        units = list(Q.units(q, vals))
-        if q.structure == Q.ROW:
-            ui = int(np.ravel_multi_index(w.index[:-1], shape[:-1])) if len(shape) > 1 else 0
-            oi = w.index[-1]
-        else:
-            ui = int(np.ravel_multi_index(w.index, shape)) if shape else 0
-            oi = 0
-        unit = units[ui]
-        with mp.workprec(80):
-            conv = [mpmath.mpf(v) if isinstance(v, float) else
-                    ([mpmath.mpf(x) for x in v] if isinstance(v, list) and v and not isinstance(v[0], list) else
-                     ([[mpmath.mpf(x) for x in r] for r in v] if isinstance(v, list) else v)) for v in unit]
-            out = formula(q.name)(*conv)
-            val, scale = out[oi]
-            if val == 0 or not mpmath.isfinite(val):
-                return None
-            return float(abs(mpmath.mpf(scale) / val))
-    except Exception:  # noqa: BLE001
-        return None
-
-
-__all__ = ["shrink_group", "Shrinker", "amplification"]
+__all__ = ["Shrinker"]

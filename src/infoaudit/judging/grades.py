@@ -50,7 +50,7 @@ import math
 
 __all__ = ["CORRECTLY_ROUNDED", "FAITHFUL", "FLUSHED", "CONDITIONED", "ENVELOPE", "UNSTABLE", "INVARIANT",
            "NONFINITE", "GRADES", "CODE", "CLASSES", "C_BASE", "C_PER_LEVEL", "allowance_constant", "code_of",
-           "worst_grade", "merge_grades"]
+           "worst_grade", "merge_grades", "WELL_CONDITIONED"]
 
 CORRECTLY_ROUNDED = "correctly_rounded"
 FAITHFUL = "faithful"
@@ -65,6 +65,11 @@ NONFINITE = "nonfinite"
 GRADES = (CORRECTLY_ROUNDED, FAITHFUL, FLUSHED, CONDITIONED, ENVELOPE, UNSTABLE, INVARIANT, NONFINITE)
 CODE = {g: i for i, g in enumerate(GRADES)}
 CLASSES = (FLUSHED, INVARIANT, NONFINITE)  # the grades that are classes rather than error bands
+
+# An input is *well conditioned* when kappa = N / |y*| <= WELL_CONDITIONED: relative input
+# perturbations of u then move y by at most 64 u relative (6 bits), so a large relative error there
+# is the algorithm's, not the problem's. The run's findings and the report's ten worst use it.
+WELL_CONDITIONED = 64.0
 
 C_BASE = 8        # four elementary steps x 1 ULP (= 2u) each
 C_PER_LEVEL = 2   # u per level of a pairwise sum, doubled for blocked sums' sequential tails

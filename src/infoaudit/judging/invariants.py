@@ -50,12 +50,15 @@ class InvariantCheck:
     """What :func:`check_invariants` found.
 
     ``bound``: elements beyond one of their bounds (output shape); ``row``: elements of rows whose
-    sum breaks ``row_sums_to_one`` (output shape); ``messages``: one line per broken rule.
+    sum breaks ``row_sums_to_one`` (output shape); ``messages``: one line per broken rule;
+    ``rules``: {rule: elements it flags (output shape)} per broken rule, keyed by a fixed name
+    (``"y >= 0"``, ``"rows sum to 1"``, ...: counts per rule stay comparable across inputs).
     """
 
     bound: np.ndarray
     row: np.ndarray
     messages: list = field(default_factory=list)
+    rules: dict = field(default_factory=dict)
 
     @property
     def any(self) -> bool:
@@ -170,6 +173,7 @@ def check_invariants(quantity, inputs, y, dtype, *, exact=None, tol=None, flushe
     bound = np.zeros(shape, bool)
     row = np.zeros(shape, bool)
     msgs = []
+    rules = {}
     ex = None if exact is None else np.asarray(exact, dtype=np.float64).reshape(shape)
     dom = _domain(q, vals, shape, dtype) if ex is None else None
     with np.errstate(all="ignore"):
@@ -187,6 +191,7 @@ def check_invariants(quantity, inputs, y, dtype, *, exact=None, tol=None, flushe
                 msgs.append(f"{int(bad.sum())} value(s) not {_TEXT[tag]} ({q.name} {_TEXT[tag]}), "
                             f"first {y[i]:.8g} at index {i}")
                 bound |= bad
+                rules[f"y {_TEXT[tag]}"] = bad
         if "row_sums_to_one" in tags(q) and len(shape) >= 1:
             n = shape[-1]
             rows_ok = np.all(fin, axis=-1)
@@ -200,4 +205,5 @@ def check_invariants(quantity, inputs, y, dtype, *, exact=None, tol=None, flushe
                 msgs.append(f"{int(bad.sum())} row(s) do not sum to 1 within (n + c(n)) u = "
                             f"{row_sum_tolerance(n, dtype):.3g} (worst sum {s[i]:.8g}, n = {n})")
                 row = np.broadcast_to(bad[..., None], shape).copy()
-    return InvariantCheck(bound, row, msgs)
+                rules["rows sum to 1"] = row
+    return InvariantCheck(bound, row, msgs, rules)

@@ -9,14 +9,58 @@ MD_FINDINGS = 40  # findings listed in full in the Markdown (all of them are in 
 MD_SNIPPET_MAX = 4000  # longer reproducers (long inputs) are shown in the HTML only
 
 
+def _grade_cell(e):
+    """A grade-matrix cell: word, colour class, verdict and the hover text with the numbers."""
+    if not e or e["status"] != "ok":
+        reason = "; ".join(e["reasons"]) if e else "not run"
+        return {"text": "n/a", "cls": "na", "title": reason, "grade": None, "verdict": None, "emoji": ""}
+    g = e["grade"]
+    if g is None:
+        return {"text": "ungraded", "cls": "na", "title": M.matrix_title(e), "grade": None, "verdict": None,
+                "emoji": ""}
+    return {"text": M.GRADE_WORD[g], "cls": M.GRADE_CLASS[g], "title": M.matrix_title(e), "grade": g,
+            "verdict": e["verdict"], "emoji": M.GRADE_EMOJI[g]}
+
+
+def _finding_dict(r):
+    c, case = r["cell"], r["case"]
+    grad = f" gradient d/d{case.get('arg')}" if M.is_grad(c) else ""
+    return {
+        "rank": r["rank"], "title": r["title"], "severity": r["severity_name"], "quantity": c["quantity"],
+        "label": f"{c['quantity']}{grad} [{', '.join(r['dtypes'])}] {c['backend']} {', '.join(r['variants'])}",
+        "dtypes": ", ".join(r["dtypes"]), "by_search": r["by_search"], "sev_index": r["severity"],
+        "backend": c["backend"], "variants": ", ".join(r["variants"]), "dtype": c["dtype"],
+        "device": c["device"], "calls": sorted(set(x for x in r["calls"] if x)),
+        "klass": r["klass"], "counts": _counts(c, r["metric"]), "grade": r["grade"] or "",
+        "grade_cls": M.GRADE_CLASS.get(r["grade"], "na"), "why": case.get("why") or "",
+        "verdict": c.get("verdict") or "", "cell_why": c.get("why") or "",
+        "input": M.describe_input(case), "source": r["original"].get("source", ""),
+        "computed": M.fmt_exact(case.get("computed")), "expected": M.fmt_exact(case.get("expected")),
+        "exact_hi": M.fmt_exact(case.get("exact_hi")), "exact_lo": M.fmt_exact(case.get("exact_lo")),
+        "ulp": M.fmt_ulp(case.get("ulp")), "rel": M.fmt_num(case.get("rel")), "rel_pct": M.fmt_pct(case.get("rel")),
+        "abs": M.fmt_num(case.get("abs")), "kappa": M.fmt_num(case.get("kappa")),
+        "allow_conditioned": M.fmt_num(case.get("allow_conditioned"), 2),
+        "allow_envelope": M.fmt_num(case.get("allow_envelope"), 2),
+        "best": M.best_text(r["best"]), "best_grade_cls": M.GRADE_CLASS.get((r["best"] or {}).get("grade"), "na"),
+        "is_grad": M.is_grad(c), "arg": case.get("arg") or "", "cae": M.fmt_num(case.get("cae")),
+        "how": c.get("how", ""),
+        "cotangent": M.describe_input({"args": [case["cotangent"]]}) if case.get("cotangent") else "",
+        "snippet": snippet_text(c, case), "snippet_kind": case.get("snippet_kind", ""),
+        "reproduced": bool(case.get("reproduced")),
+        "shrunk": case is not r["original"], "shrink_steps": r["original"].get("shrink_steps", 0),
+    }
+
+
 def context(doc, plots: dict) -> dict:
     """Everything both renderings show, as plain data."""
     cfg = doc.get("config", {})
-    mat = M.matrix(doc)
     qs, bs, ds = M.quantities_of(doc), M.backends_of(doc), M.dtypes_of(doc)
     cols = M.columns(doc)
-    matrix_rows = []
+    gm = M.grade_matrix(doc)
+    mat = M.matrix(doc)
+    grade_rows, ulp_rows = [], []
     for q in qs:
+        grade_rows.append({"quantity": q, "cells": [_grade_cell(gm.get((q, b, d, k))) for b, d, k in cols]})
         cells = []
         for b, d, k in cols:
             e = mat.get((q, b, d, k))
@@ -24,40 +68,21 @@ def context(doc, plots: dict) -> dict:
                 reason = "; ".join(e["reasons"]) if e else "not run"
                 cells.append({"text": "n/a", "cls": "na", "nf": False, "title": reason})
                 continue
-            what = "flushed gradient components" if k == "grad" else "invariant violations"
+            what = "flushed gradient components" if k == "grad" else "invariant findings"
             cells.append({"text": M.fmt_num(e["max_ulp"], 2), "cls": M.ulp_class(e["max_ulp"]),
-                          "stext": M.fmt_num(e["max_scaled"], 2), "scls": M.ulp_class(e["max_scaled"]),
                           "nf": e["nonfinite"] > 0, "inv": e["invariant"] > 0, "grad": k == "grad",
                           "title": f"{e['variants']} variant(s), {e['examples']} inputs judged, "
-                                   f"{e['nonfinite']} non-finite mismatches, {e['invariant']} {what}"})
-        matrix_rows.append({"quantity": q, "cells": cells})
+                                   f"{e['nonfinite']} non-finite results, {e['invariant']} {what}"})
+        ulp_rows.append({"quantity": q, "cells": cells})
     fl = M.findings(doc)
-    findings = []
-    for r in fl:
-        c, case = r["cell"], r["case"]
-        findings.append({
-            "rank": r["rank"], "title": r["title"], "severity": r["severity_name"], "quantity": c["quantity"],
-            "dtypes": ", ".join(r["dtypes"]), "by_search": r["by_search"], "sev_index": r["severity"],
-            "backend": c["backend"], "variants": ", ".join(r["variants"]), "dtype": c["dtype"],
-            "device": c["device"], "calls": sorted(set(x for x in r["calls"] if x)),
-            "klass": r["klass"], "counts": _counts(c, r["metric"]),
-            "input": M.describe_input(case), "source": r["original"].get("source", ""),
-            "computed": M.fmt_exact(case.get("computed")), "expected": M.fmt_exact(case.get("expected")),
-            "exact_hi": M.fmt_exact(case.get("exact_hi")), "exact_lo": M.fmt_exact(case.get("exact_lo")),
-            "ulp": M.fmt_num(case.get("ulp")), "rel": M.fmt_num(case.get("rel")), "abs": M.fmt_num(case.get("abs")),
-            "scaled": M.fmt_num(case.get("scaled")),
-            "amplification": M.fmt_num(r["amplification"]) if r["amplification"] is not None else "-",
-            "is_grad": M.is_grad(c), "arg": case.get("arg") or "", "cae": M.fmt_num(case.get("cae")),
-            "kappa": M.fmt_num(case.get("kappa")), "how": c.get("how", ""),
-            "cotangent": M.describe_input({"args": [case["cotangent"]]}) if case.get("cotangent") else "",
-            "snippet": _snippet_text(c, case), "snippet_kind": case.get("snippet_kind", ""),
-            "reproduced": bool(case.get("reproduced")),
-            "shrunk": case is not r["original"], "shrink_steps": r["original"].get("shrink_steps", 0),
-        })
+    findings = [_finding_dict(r) for r in fl]
+    by_rank = {x["rank"]: x for x in findings}
+    top = [by_rank[r["rank"]] for r in M.ten_worst(fl)]
     per_q = []
     for q in qs:
         rows = []
         for c in M.quantity_rows(doc, q):
+            ok = c["status"] == "ok"
             rows.append({"backend": c["backend"], "variant": c["variant"], "dtype": c["dtype"], "device": c["device"],
                          "call": c.get("call", ""), "status": c["status"], "reason": c.get("reason", ""),
                          "examples": c["examples"], "max_ulp": M.fmt_num(c["max_ulp"]),
@@ -65,7 +90,11 @@ def context(doc, plots: dict) -> dict:
                          "max_abs": M.fmt_num(c["max_abs"]),
                          "nonfinite": ", ".join(f"{k} {v}" for k, v in c["nonfinite"].items()) or "0",
                          "invariants": ", ".join(f"{k} {v}" for k, v in c.get("invariants", {}).items()) or "0",
-                         "cls": M.ulp_class(M.f(c["max_ulp"])) if c["status"] == "ok" else "na"})
+                         "grade": c.get("grade") or "-", "verdict": c.get("verdict") or "-",
+                         "grades": M.grades_text(c.get("grades") or {}) if c.get("grades") is not None else "-",
+                         "why": c.get("why") or "",
+                         "grade_cls": M.GRADE_CLASS.get(c.get("grade"), "na") if ok else "na",
+                         "cls": M.ulp_class(M.f(c["max_ulp"])) if ok else "na"})
         grows = []
         for c in M.quantity_rows(doc, q, "grad"):
             ok = c["status"] == "ok"
@@ -78,6 +107,10 @@ def context(doc, plots: dict) -> dict:
                           "nonfinite": ", ".join(f"{k} {v}" for k, v in c["nonfinite"].items()) or "0",
                           "args": ", ".join(sorted(c.get("args") or {})) +
                                   "".join(f"; d/d{a} not taken: {why}" for a, why in (c.get("skipped_args") or {}).items()),
+                          "grade": c.get("grade") or "-", "verdict": c.get("verdict") or "-",
+                          "grades": M.grades_text(c.get("grades") or {}) if c.get("grades") is not None else "-",
+                          "why": c.get("why") or "",
+                          "grade_cls": M.GRADE_CLASS.get(c.get("grade"), "na") if ok else "na",
                           "cls": M.ulp_class(M.f(c.get("max_cae"))) if ok else "na"})
         per_q.append({"quantity": q, "rows": rows, "grad_rows": grows, "plot": plots.get(f"error_{q}")})
     panel = _panel(doc)
@@ -90,23 +123,28 @@ def context(doc, plots: dict) -> dict:
     n_grad = sum(1 for c in doc["cells"].values() if c["status"] == "ok" and M.is_grad(c))
     cond = doc.get("condition_examples")
     cond = cond if isinstance(cond, list) else []
+    legend = [{"grade": g, "word": M.GRADE_WORD[g], "cls": M.GRADE_CLASS[g], "emoji": M.GRADE_EMOJI[g],
+               "meaning": M.GRADE_MEANING[g]} for g in M.GRADES]
+    impl = cfg.get("impl") or None
     return {
         "columns": [M.column_label(b, d, k) for b, d, k in cols], "n_grad_cells": n_grad,
-        "cae_finding": M.CAE_FINDING, "condition_examples": [
+        "condition_examples": [
             {k: (M.fmt_num(v, 4) if isinstance(v, (int, float)) else v) for k, v in r.items()} for r in cond],
         "profile": cfg.get("profile"), "seed": cfg.get("seed"), "status": doc.get("status"),
+        "judge_profile": M.judge_profile(doc), "impl": impl,
         "started": doc.get("started"), "updated": doc.get("updated"), "elapsed": doc.get("elapsed_s"),
         "n_cells": len(doc["cells"]), "n_ok": n_ok,
         "n_examples": sum(g.get("examples", 0) for g in doc.get("groups", {}).values()),
-        "backends": bs, "dtypes": ds, "matrix": matrix_rows, "plots": plots,
+        "backends": bs, "dtypes": ds, "grade_matrix": grade_rows, "legend": legend, "matrix": ulp_rows,
+        "plots": plots, "summary": M.summary(doc), "top": top, "top_n": M.TOP,
+        "well_conditioned": M.WELL_CONDITIONED,
         "findings": findings, "n_findings": len(findings),
         "by_severity": {s: sum(1 for x in findings if x["severity"] == s) for s in M.SEVERITY},
         "per_quantity": per_q, "panel": panel, "errata": errata, "env": env, "skipped": skipped, "errors": errors,
-        "ulp_finding": M.ULP_FINDING, "scaled_finding": M.SCALED_FINDING,
     }
 
 
-def _snippet_text(cell, case):
+def snippet_text(cell, case):
     """The reproducer the runner executed and verified (regenerated from the stored arguments)."""
     from .grad_reproducer import grad_snippet
     from .reproducer import snippet
@@ -126,14 +164,16 @@ def _snippet_text(cell, case):
 
 def _counts(c, metric):
     if M.is_grad(c):
-        return (f"over {c['examples']} inputs: non-finite {', '.join(f'{k}: {v}' for k, v in c['nonfinite'].items()) or 0}; "
-                f"flushed {c.get('flushed', 0)}; max condition-aware error {M.fmt_num(c.get('max_cae'))}, "
-                f"max {M.fmt_num(c['max_ulp'])} ULP over {c['elements']} gradient components")
+        return (f"over {c['examples']} inputs: {M.grades_text(c.get('grades') or {})}; non-finite "
+                f"{', '.join(f'{k}: {v}' for k, v in c['nonfinite'].items()) or 0}; flushed {c.get('flushed', 0)}; "
+                f"max condition-aware error {M.fmt_num(c.get('max_cae'))}, max {M.fmt_num(c['max_ulp'])} ULP over "
+                f"{c['elements']} gradient components")
     if metric == "nonfinite":
         return ", ".join(f"{k}: {v}" for k, v in c["nonfinite"].items())
     if metric == "invariant":
         return ", ".join(f"{k}: {v}" for k, v in c.get("invariants", {}).items())
-    return f"max {M.fmt_num(c['max_ulp'])} ULP, p99 {M.fmt_num(c['p99_ulp'])} ULP over {c['elements']} elements"
+    return (f"{M.grades_text(c.get('grades') or {})} over {c['elements']} elements; "
+            f"max {M.fmt_num(c['max_ulp'])} ULP, p99 {M.fmt_num(c['p99_ulp'])} ULP")
 
 
 def _panel(doc):
@@ -161,67 +201,88 @@ def _md(s) -> str:
     return str(s).replace("|", "\\|").replace("\n", " ")
 
 
+def summary_lines(ctx) -> list:
+    """The executive summary's sentences (Markdown and HTML alike): cells per verdict and grade."""
+    out = []
+    prof = ctx["judge_profile"]
+    for kind, what in (("value", "forward-value cells"), ("grad", "gradient cells")):
+        s = ctx["summary"][kind]
+        if not s["cells"] and not s["ungraded"]:
+            continue
+        line = (f"{s['cells']} {what} judged under the `{prof}` profile: **{s['fail']} fail**, {s['pass']} pass. "
+                f"Cells with `unstable` elements (beyond both allowances): {s['unstable']}; with non-finite "
+                f"results: {s['nonfinite']}; with broken invariants: {s['invariant']}. Envelope-only cells (worst "
+                "element within a stable algorithm's envelope but beyond what the conditioning forces: pass "
+                f"`default`, fail `strict`): {s['envelope_only']}; `conditioned` or better: "
+                f"{s['conditioned_or_better']}.")
+        if s["ungraded"]:
+            line += f" ({s['ungraded']} cells of an older results document carry no grades.)"
+        out.append(line)
+    return out
+
+
 def markdown(ctx) -> str:
     L = []
     a = L.append
     a("# infoaudit error and stability report\n")
-    a(f"Profile **{ctx['profile']}**, seed {ctx['seed']}, status {ctx['status']}; {ctx['n_ok']} audited cells "
-      f"(quantity x backend x variant x dtype x device) of {ctx['n_cells']}, {ctx['n_examples']} generated and "
-      f"corpus inputs judged against the exact reference; started {ctx['started']}, "
-      f"{ctx['elapsed'] or 0:.0f} s. Every number below comes from `results.json` in this folder; regenerate "
-      "with `make report` (or `infoaudit report results.json`).\n")
-    a("Errors are measured in ULPs of the audited dtype at the exact value (0.5 = correctly rounded), and relative "
-      "to the problem's scale: |y - y*| / (u max(|y*|, largest |input| of the row)) in units of the unit roundoff u "
-      "(a stable algorithm stays O(n) even where the output cancels to ~0). *Amplification* is the exact "
-      "reference's own bound scale/|value| at that element: large values mean the output is a cancellation "
-      "(e.g. KL of nearly equal distributions), where any float algorithm loses digits.\n")
-    a("## Summary matrix\n")
-    if ctx["plots"].get("summary"):
-        a(f"![summary matrix]({ctx['plots']['summary']})\n")
+    impl = ctx["impl"]
+    a(f"Search profile **{ctx['profile']}**, seed {ctx['seed']}, judging profile **{ctx['judge_profile']}**, "
+      f"status {ctx['status']}; {ctx['n_ok']} audited cells (quantity x backend x variant x dtype x device) of "
+      f"{ctx['n_cells']}, {ctx['n_examples']} generated and corpus inputs judged against the exact reference; "
+      f"started {ctx['started']}, {ctx['elapsed'] or 0:.0f} s."
+      + (f" Implementation under audit: `{impl['impl']}` ({impl['framework']}, {impl['quantity']})." if impl else "")
+      + " Every number below comes from `results.json` in this folder; regenerate with `make report` (or "
+        "`infoaudit report results.json`).\n")
+    a("Every element of every result is graded by one judge (docs/grades.md), best to worst: "
+      "`correctly_rounded` (<= 0.5 ULP), `faithful` (< 1 ULP), `flushed`, `conditioned` (within c(n) u (N + |y*|), "
+      "what the conditioning forces; N = sum |dy/dx_j| |x_j|), `envelope` (within c(n) u S, what a stable "
+      "algorithm for the formula loses), `unstable` (beyond both), and the classes `invariant` and `nonfinite`. "
+      "A cell's grade is its worst element's; kappa = N / |y*| is the condition number.\n")
+    a("## Executive summary\n")
+    for line in summary_lines(ctx):
+        a(f"- {line}")
+    a("")
+    a(f"### The {ctx['top_n']} worst findings at well-conditioned inputs\n")
+    if ctx["top"]:
+        a(f"Relative error at inputs with condition number kappa <= {ctx['well_conditioned']:g} (the problem "
+          "forces at most a few bits there), graded beyond the conditioning; the best other implementation "
+          "audited on the same input beside it.\n")
+        a("| # | finding | grade | relative error | ULP | kappa | input | best on the same input |")
+        a("|---|---|---|---|---|---|---|---|")
+        for i, t in enumerate(ctx["top"], 1):
+            a(f"| {i} | [{t['rank']}](#finding-{t['rank']}) {_md(t['label'])} | {t['grade']} | {t['rel_pct']} | "
+              f"{t['ulp']} | {t['kappa']} | "
+              f"`{_md(t['input'])}` | {_md(t['best']) or '-'} |")
+        a("")
+    else:
+        a(f"None: no element beyond the conditioning at kappa <= {ctx['well_conditioned']:g}.\n")
+    a("## Grade matrix\n")
+    a("The worst grade over each backend's variants per quantity and dtype (verdicts, counts and numbers per "
+      "variant in the per-quantity tables; on hover in report.html). Legend:\n")
+    for g in ctx["legend"]:
+        a(f"- {g['emoji']} **{g['word']}** (`{g['grade']}`): {g['meaning']}")
+    a("- n/a: not supported or not run (reason in the per-quantity tables)\n")
     head = "| quantity | " + " | ".join(ctx["columns"]) + " |"
     rule = "|" + "---|" * (1 + len(ctx["columns"]))
     a(head)
     a(rule)
-    for r in ctx["matrix"]:
-        cells = []
-        for c in r["cells"]:
-            t = c["text"]
-            if c.get("nf"):
-                t = f"**NF** {t}"
-            elif c.get("inv"):
-                t = f"*{'fl' if c.get('grad') else 'inv'}* {t}"
-            cells.append(t)
-        a(f"| {r['quantity']} | " + " | ".join(cells) + " |")
-    a("\nCells: worst max ULP error over the backend's variants; **NF** = a non-finite mismatch was found, "
-      "*inv* = an invariant was violated; n/a = not supported (reason in the per-quantity tables). Columns "
-      "named *grad* hold the gradients (the VJP through the framework's autodiff, every float argument, against "
-      "the exact derivative; *fl* = a component was flushed to 0). Max ULP is "
-      "dominated by outputs that cancel to ~0 or are subnormal (ULP there is tiny); the second matrix shows the "
-      "error relative to the problem's scale, which separates what the algorithm adds.\n")
-    a("### Error relative to the problem's scale\n")
-    if ctx["plots"].get("summary_scaled"):
-        a(f"![summary matrix, scaled error]({ctx['plots']['summary_scaled']})\n")
-    a(head)
-    a(rule)
-    for r in ctx["matrix"]:
-        a(f"| {r['quantity']} | " + " | ".join(c.get("stext", c["text"]) for c in r["cells"]) + " |")
-    a("\nCells: max |y - y*| / (u max(|y*|, largest |input|)) in units of the dtype's unit roundoff u, worst "
-      "variant; a stable algorithm stays near 1 (up to ~n for long reductions). *grad* columns: the worst "
-      "condition-aware error of the gradient (next section).\n")
-    _md_condition(a, ctx)
+    for r in ctx["grade_matrix"]:
+        a(f"| {r['quantity']} | " + " | ".join((f"{c['emoji']} {c['text']}" if c["emoji"] else c["text"])
+                                              + (" \u2717" if c["verdict"] == "fail" else "")
+                                              for c in r["cells"]) + " |")
+    a(f"\n\u2717: the cell fails under `{ctx['judge_profile']}`. Columns named *grad* hold the gradients (the VJP "
+      "through the framework's autodiff, every float argument, against the exact derivative).\n")
     a("## Findings, ranked by severity\n")
     bs = ", ".join(f"{v} {k}" for k, v in ctx["by_severity"].items())
-    a(f"{ctx['n_findings']} findings ({bs}). Non-finite mismatches first, then invariant violations "
-      "(and flushed or boundary gradient components), then errors "
-      f"that are large against the problem's scale (|y - y*| >= {ctx['scaled_finding']:g} u max(|y*|, largest |input|); "
-      f"gradients: condition-aware error >= {ctx['cae_finding']:g}: what the algorithm adds), then the rest: ULP errors "
-      f">= {ctx['ulp_finding']:g} on outputs that cancel to near 0 or underflow, which any float algorithm loses "
-      "(absolute error and amplification shown). Non-finite and invariant findings are merged over a backend's "
-      "variants and dtypes. Each input was found by the search or the corpus, shrunk to a minimal reproducer, and "
-      "its snippet was executed to check that it reproduces the value.\n")
+    a(f"{ctx['n_findings']} findings ({bs}): non-finite results first, then broken invariants, then `unstable` "
+      "elements, then `envelope` ones (within a stable algorithm's envelope, beyond the conditioning). "
+      "Non-finite and invariant findings are merged over a backend's variants and dtypes. Each input was found by "
+      "the search or the corpus (or the gate's probes), shrunk to a minimal reproducer, and its snippet was "
+      "executed to check that it reproduces the value.\n")
     for fnd in ctx["findings"][:MD_FINDINGS]:
         a(f"### {fnd['rank']}. {_md(fnd['title'])}\n")
-        a(f"- severity: {fnd['severity']}; {fnd['counts']}")
+        a(f"- grade **{fnd['grade']}**" + (f": {_md(fnd['why'])}" if fnd["why"] else "")
+          + f"; severity {fnd['severity']}; {fnd['counts']}")
         if fnd["calls"]:
             a("- call: " + "; ".join(f"`{c}`" for c in fnd["calls"]))
         a(f"- input ({'shrunk' if fnd['shrunk'] else 'as found'}, from {_md(fnd['source'])}"
@@ -235,8 +296,10 @@ def markdown(ctx) -> str:
               f"{fnd['kappa']}, condition-aware error {fnd['cae']}")
         else:
             a(f"- computed {fnd['computed']}, exact (rounded to {fnd['dtype']}) {fnd['expected']}; "
-              f"error {fnd['ulp']} ULP, relative {fnd['rel']}, absolute {fnd['abs']}, {fnd['scaled']} u of the "
-              f"problem's scale; amplification {fnd['amplification']}")
+              f"error {fnd['ulp']} ULP, relative {fnd['rel']}, absolute {fnd['abs']}; condition number kappa "
+              f"{fnd['kappa']}")
+        if fnd["best"]:
+            a(f"- best on the same input: {_md(fnd['best'])}")
         if fnd["snippet"] and len(fnd["snippet"]) > MD_SNIPPET_MAX:
             a(f"- reproducer ({fnd['snippet_kind']}, {'verified' if fnd['reproduced'] else 'NOT verified'}): "
               f"{len(fnd['snippet'])} characters (long input), in report.html\n")
@@ -247,6 +310,7 @@ def markdown(ctx) -> str:
             a("")
     if ctx["n_findings"] > MD_FINDINGS:
         a(f"... {ctx['n_findings'] - MD_FINDINGS} more findings in `report.html` and `results.json`.\n")
+    _md_condition(a, ctx)
     a("## FP16 vs BF16 vs FP32 softmax\n")
     p = ctx["panel"]
     if p["available"]:
@@ -266,31 +330,53 @@ def markdown(ctx) -> str:
         a(f"### {pq['quantity']}\n")
         if pq["plot"]:
             a(f"![{pq['quantity']}]({pq['plot']})\n")
-        a("| backend | variant | dtype | inputs | max ULP | p99 ULP | max rel | max abs | non-finite | invariants |")
-        a("|---|---|---|---|---|---|---|---|---|---|")
+        a("| backend | variant | dtype | verdict | grade | elements per grade | inputs | max ULP | p99 ULP | max rel | "
+          "max abs | non-finite | invariants |")
+        a("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in pq["rows"]:
             if r["status"] != "ok":
-                a(f"| {r['backend']} | {r['variant']} | {r['dtype']} | - | {_md(r['status'])}: {_md(r['reason'])[:120]} "
-                  "| | | | | |")
+                a(f"| {r['backend']} | {r['variant']} | {r['dtype']} | - | - | {_md(r['status'])}: "
+                  f"{_md(r['reason'])[:120]} | | | | | | | |")
                 continue
-            a(f"| {r['backend']} | {r['variant']} | {r['dtype']} | {r['examples']} | {r['max_ulp']} | {r['p99_ulp']} | "
-              f"{r['max_rel']} | {r['max_abs']} | {_md(r['nonfinite'])} | {_md(r['invariants'])} |")
+            a(f"| {r['backend']} | {r['variant']} | {r['dtype']} | {r['verdict']} | {r['grade']} | {_md(r['grades'])} | "
+              f"{r['examples']} | {r['max_ulp']} | {r['p99_ulp']} | {r['max_rel']} | {r['max_abs']} | "
+              f"{_md(r['nonfinite'])} | {_md(r['invariants'])} |")
         a("")
         if pq["grad_rows"]:
             a("Gradients (VJP through autodiff against the exact derivative):\n")
-            a("| backend | variant | dtype | autodiff | inputs | max ULP | p99 ULP | max cae | p99 cae | flushed | "
-              "boundary | non-finite | arguments |")
-            a("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+            a("| backend | variant | dtype | autodiff | verdict | grade | components per grade | inputs | max ULP | "
+              "max cae | p99 cae | flushed | boundary | non-finite | arguments |")
+            a("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
             for r in pq["grad_rows"]:
                 if r["status"] != "ok":
-                    a(f"| {r['backend']} | {r['variant']} | {r['dtype']} | - | - | {_md(r['status'])}: "
-                      f"{_md(r['reason'])[:120]} | | | | | | | |")
+                    a(f"| {r['backend']} | {r['variant']} | {r['dtype']} | - | - | - | {_md(r['status'])}: "
+                      f"{_md(r['reason'])[:120]} | | | | | | | | |")
                     continue
-                a(f"| {r['backend']} | {r['variant']} | {r['dtype']} | {_md(r['how'])} | {r['examples']} | "
-                  f"{r['max_ulp']} | {r['p99_ulp']} | {r['max_cae']} | {r['p99_cae']} | {r['flushed']} | "
-                  f"{r['boundary']} | {_md(r['nonfinite'])} | {_md(r['args'])} |")
+                a(f"| {r['backend']} | {r['variant']} | {r['dtype']} | {_md(r['how'])} | {r['verdict']} | "
+                  f"{r['grade']} | {_md(r['grades'])} | {r['examples']} | {r['max_ulp']} | {r['max_cae']} | "
+                  f"{r['p99_cae']} | {r['flushed']} | {r['boundary']} | {_md(r['nonfinite'])} | {_md(r['args'])} |")
             a("")
-    a("## The seeds' worked examples\n")
+    a("## Appendix A: worst max-ULP error\n")
+    a("The raw figure: the worst max ULP error over each backend's variants. It is dominated by outputs that "
+      "cancel to ~0 or are subnormal (where one ULP is tiny), so it does not separate a broken algorithm from a "
+      "fine one; the grades above do. **NF** = a non-finite result was found, *inv* = an invariant finding; "
+      "*grad* columns: *fl* = a gradient component was flushed to 0.\n")
+    if ctx["plots"].get("summary"):
+        a(f"![max ULP matrix]({ctx['plots']['summary']})\n")
+    a(head)
+    a(rule)
+    for r in ctx["matrix"]:
+        cells = []
+        for c in r["cells"]:
+            t = c["text"]
+            if c.get("nf"):
+                t = f"**NF** {t}"
+            elif c.get("inv"):
+                t = f"*{'fl' if c.get('grad') else 'inv'}* {t}"
+            cells.append(t)
+        a(f"| {r['quantity']} | " + " | ".join(cells) + " |")
+    a("")
+    a("## Appendix B: the seeds' worked examples\n")
     e = ctx["errata"]
     if e.get("available") and e.get("rows"):
         cols = [c for c in ("claim", "source", "printed", "exact", "verdict", "note") if any(c in r for r in e["rows"])]
@@ -330,14 +416,11 @@ def _md_condition(a, ctx):
     a(f"{ctx['n_grad_cells']} gradient cells: every float argument's gradient of every torch and JAX op, taken "
       "with the framework's autodiff (torch.autograd.grad, jax.vjp under jax.jit) with a fixed cotangent, is "
       "compared with the exact vector-Jacobian product (closed forms evaluated at high precision, correctly "
-      "rounded). Besides ULP and relative error, each component gets a componentwise relative condition number "
-      "kappa = N / |g*|, N = sum_j |dg/dx_j| |x_j| (from the exact second derivatives), and the *condition-aware "
-      "error* cae = |g - g*| / (u (N + |g*|)): perturbing every input by a relative u moves g* by up to about "
-      "u N, so any algorithm working in the dtype may be that wrong. cae of order 1 (a modest multiple for long "
-      "sums) is the conditioning of the problem; a large cae is error the algorithm adds. Gradient findings: "
-      "non-finite gradients where the exact derivative is finite, components flushed to 0 where the exact "
-      "derivative is a nonzero number of the dtype, finite values where it is infinite (a domain boundary), and "
-      f"cae >= {ctx['cae_finding']:g}.\n")
+      "rounded) and graded by the same judge: N = sum_j |dg/dx_j| |x_j| from the exact second derivatives (the "
+      "componentwise condition number kappa = N / |g*|), S = the magnitudes of the closed-form VJP's terms "
+      "(softmax - onehot, s (1 - s), ...). The tables also show the *condition-aware error* "
+      "cae = |g - g*| / (u (N + |g*|)): perturbing every input by a relative u moves g* by up to about u N, so any "
+      "algorithm working in the dtype may be that wrong; cae of order 1 is the problem's conditioning.\n")
     ex = ctx["condition_examples"]
     if ex:
         a("Worked example (computed for this report):\n")
@@ -364,4 +447,4 @@ def html(ctx) -> str:
     return env.get_template("report.html.j2").render(**ctx)
 
 
-__all__ = ["context", "markdown", "html"]
+__all__ = ["context", "markdown", "html", "snippet_text", "summary_lines"]

@@ -16,7 +16,7 @@ when it reproduces the recorded gradient component, else falls back to the table
 """
 from __future__ import annotations
 
-from .reproducer import PREAMBLE, _arg_lines, _imports_for, _lit, verify
+from .reproducer import PREAMBLE, build_args, imports_for, literal, verify
 
 
 def _call_expr(call: str, names):
@@ -42,10 +42,10 @@ def _tail(cell, case):
     arg = case.get("arg")
     return [
         f"print(out{idx})",
-        f"# {cell['backend']} ({cell.get('how', '')}) returns d/d{arg} = {_lit(case.get('computed'))}"
+        f"# {cell['backend']} ({cell.get('how', '')}) returns d/d{arg} = {literal(case.get('computed'))}"
         + (f" at {idx}" if idx else ""),
-        f"# exact VJP component, correctly rounded to {cell['dtype']}: {_lit(case.get('expected'))}"
-        f"  (float64 hi + lo: {_lit(case.get('exact_hi'))} + {_lit(case.get('exact_lo'))})",
+        f"# exact VJP component, correctly rounded to {cell['dtype']}: {literal(case.get('expected'))}"
+        f"  (float64 hi + lo: {literal(case.get('exact_hi'))} + {literal(case.get('exact_lo'))})",
         f"# reference: infoaudit.reference.derivatives.vjp({cell['quantity']!r}, *args, cotangent=ct)[{arg!r}]",
     ]
 
@@ -63,9 +63,9 @@ def grad_snippet(cell: dict, case: dict, native: bool = True) -> str:
     k = names.index(arg)
     expr, jit = _call_expr(cell.get("call", ""), names) if native and backend in ("torch", "jax") else (None, False)
     if expr is not None and isinstance(args[k], dict):
-        lines, needs_ml = _arg_lines(backend, names, args, device, True)
-        ct_line, _ = _arg_lines(backend, ["ct"], [ct], device, True)
-        head = list(PREAMBLE[backend]) + _imports_for(expr)
+        lines, needs_ml = build_args(backend, names, args, device, True)
+        ct_line, _ = build_args(backend, ["ct"], [ct], device, True)
+        head = list(PREAMBLE[backend]) + imports_for(expr)
         if needs_ml:
             head.append("import ml_dtypes")
         if backend == "torch":
@@ -80,8 +80,8 @@ def grad_snippet(cell: dict, case: dict, native: bool = True) -> str:
             call = f"({pull})" if not jit else f"jax.jit({pull})"
             body = lines + ct_line + [f"out = {call}({', '.join(names)}, ct)"]
         return "\n".join(head + [""] + body + _tail(cell, case)) + "\n"
-    lines, needs_ml = _arg_lines(backend, names, args, device, False)
-    ct_line, _ = _arg_lines(backend, ["ct"], [ct], device, False)
+    lines, needs_ml = build_args(backend, names, args, device, False)
+    ct_line, _ = build_args(backend, ["ct"], [ct], device, False)
     head = ["import numpy as np"] + (["import ml_dtypes"] if needs_ml else []) + [
         "from infoaudit.audits.grad_compare import compare_grad", ""]
     body = lines + ct_line + [

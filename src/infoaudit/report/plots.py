@@ -24,8 +24,8 @@ def _color(backend, i=0):
 
 
 def summary_matrix(doc, path, metric="max_ulp"):
-    """Heat map: quantity rows x (backend, dtype) columns, coloured by log10(max ULP) (or of the
-    error relative to the problem's scale, ``metric="max_scaled"``); NF marked."""
+    """Heat map (the report's appendix): quantity rows x (backend, dtype) columns, coloured by
+    log10(max ULP) (gradient columns: ``metric="max_cae"`` for the condition-aware error); NF marked."""
     plt = _plt()
     import numpy as np
 
@@ -61,8 +61,7 @@ def summary_matrix(doc, path, metric="max_ulp"):
         if cols[j][:1] != cols[j - 1][:1] or cols[j][2] != cols[j - 1][2]:
             ax.axvline(j - 0.5, color="white" if cols[j][2] == cols[j - 1][2] else "black", lw=2)
     cb = fig.colorbar(im, ax=ax, fraction=0.025, pad=0.01)
-    what = "max ULP error" if metric == "max_ulp" else \
-        "max error relative to the problem's scale (gradients: condition-aware error), units of u"
+    what = "max ULP error" if metric == "max_ulp" else "max condition-aware error"
     cb.set_label(f"log10({what}), worst variant", fontsize=7)
     ax.set_title(f"{what} per quantity x backend x dtype; 'grad' columns: gradients through autodiff "
                  "(NF: non-finite mismatch found)", fontsize=9, pad=28)
@@ -168,7 +167,6 @@ def _all_plots(doc, out_dir) -> dict:
     made = {}
     if doc["cells"]:
         made["summary"] = summary_matrix(doc, os.path.join(pdir, "summary_matrix.png"))
-        made["summary_scaled"] = summary_matrix(doc, os.path.join(pdir, "summary_matrix_scaled.png"), "max_scaled")
     sp = softmax_panel(doc, os.path.join(pdir, "softmax_precision.png"))
     if sp:
         made["softmax_precision"] = sp

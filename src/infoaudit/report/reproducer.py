@@ -32,9 +32,9 @@ PREAMBLE = {
 }
 
 
-def _lit(v) -> str:
+def literal(v) -> str:
     if isinstance(v, list):
-        return "[" + ", ".join(_lit(x) for x in v) + "]"
+        return "[" + ", ".join(literal(x) for x in v) + "]"
     if isinstance(v, str):
         return {"inf": 'float("inf")', "-inf": 'float("-inf")', "nan": 'float("nan")'}.get(v, repr(v))
     if isinstance(v, float):
@@ -58,13 +58,13 @@ def _np_dtype_expr(dt):
     return "ml_dtypes.bfloat16" if dt == "bfloat16" else f"np.{dt}"
 
 
-def _arg_lines(backend, names, args, device, native):
+def build_args(backend, names, args, device, native):
     """Lines creating the arguments; the framework constructor when native."""
     lines = []
     needs_ml = any(isinstance(a, dict) and a.get("dtype") == "bfloat16" for a in args)
     for name, a in zip(names, args):
         if isinstance(a, dict) and _constant(a) is not None and np.prod(a["shape"]) > 4:
-            v, dt, shape = _lit(_constant(a)), a["dtype"], tuple(a["shape"])
+            v, dt, shape = literal(_constant(a)), a["dtype"], tuple(a["shape"])
             if native and backend == "torch":
                 tdt = "torch.int64" if dt == "int64" else f"torch.{dt}"
                 lines.append(f"{name} = torch.full({shape}, {v}, dtype={tdt})")
@@ -75,7 +75,7 @@ def _arg_lines(backend, names, args, device, native):
                 lines.append(f"{name} = np.full({shape}, {v}, dtype={_np_dtype_expr(dt)})")
             continue
         if isinstance(a, dict):
-            vals = _lit(a["values"])
+            vals = literal(a["values"])
             dt = a["dtype"]
             if native and backend == "torch":
                 tdt = "torch.int64" if dt == "int64" else f"torch.{dt}"
@@ -89,7 +89,7 @@ def _arg_lines(backend, names, args, device, native):
             else:
                 lines.append(f"{name} = np.array({vals}, dtype={_np_dtype_expr(dt)})")
         else:
-            lines.append(f"{name} = {_lit(a)}")
+            lines.append(f"{name} = {literal(a)}")
     return lines, needs_ml
 
 
@@ -110,7 +110,7 @@ def _native_expr(backend, call, names):
     return expr
 
 
-def _imports_for(expr):
+def imports_for(expr):
     extra = []
     if "infoaudit." in expr:
         mod = expr.split("(")[0].rsplit(".", 1)[0]
@@ -126,11 +126,11 @@ def _tail(cell, case, index):
     idx = "[" + ", ".join(str(i) for i in index) + "]" if index else ""
     lo = case.get("exact_lo")
     return [
-        f"# {cell['backend']} returns out{idx} = {_lit(case.get('computed'))}"
+        f"# {cell['backend']} returns out{idx} = {literal(case.get('computed'))}"
         + (f" (after rounding once to {dt}: " + "; ".join(n for n in cell.get("notes", []) if n.startswith("returned"))
            + ")" if any(n.startswith("returned") for n in cell.get("notes", [])) else ""),
-        f"# exact value, correctly rounded to {dt}: {_lit(case.get('expected'))}"
-        + (f"  (float64 hi + lo: {_lit(case.get('exact_hi'))} + {_lit(lo)})" if lo not in (None, 0.0, "nan") else ""),
+        f"# exact value, correctly rounded to {dt}: {literal(case.get('expected'))}"
+        + (f"  (float64 hi + lo: {literal(case.get('exact_hi'))} + {literal(lo)})" if lo not in (None, 0.0, "nan") else ""),
         f"# reference: infoaudit.reference.evaluate({cell['quantity']!r}, *args)",
     ]
 
@@ -150,17 +150,17 @@ def snippet(cell: dict, case: dict, native: bool = True) -> str:
     idx = "[" + ", ".join(str(i) for i in index) + "]" if index else ""
     expr = _native_expr(backend, cell.get("call", ""), names) if native and backend in PREAMBLE else None
     if expr is not None:
-        arg_lines, needs_ml = _arg_lines(backend, names, args, device, True)
+        arg_lines, needs_ml = build_args(backend, names, args, device, True)
         head = list(PREAMBLE[backend])
         if backend == "jax" and cell["dtype"] == "float64":
             head.append('jax.config.update("jax_enable_x64", True)')
-        head += _imports_for(expr)
+        head += imports_for(expr)
         if needs_ml:
             head.append("import ml_dtypes")
         body = arg_lines + [f"out = {expr}", f"print(out{idx})"]
         return "\n".join(head + [""] + body + _tail(cell, case, index)) + "\n"
     # table snippet: the very op the audit ran, through infoaudit's backend table
-    arg_lines, needs_ml = _arg_lines(backend, names, args, device, False)
+    arg_lines, needs_ml = build_args(backend, names, args, device, False)
     head = ["import numpy as np"] + (["import ml_dtypes"] if needs_ml else []) + [
         "from infoaudit.backends import load", "",
         f"backend = load({backend!r})",
@@ -235,4 +235,4 @@ def best_snippet(cell: dict, case: dict, backend_mod=None):
     return code, "table", verify(code, case, None, dt)
 
 
-__all__ = ["snippet", "verify", "best_snippet"]
+__all__ = ["snippet", "verify", "best_snippet", "literal", "build_args", "imports_for", "PREAMBLE"]

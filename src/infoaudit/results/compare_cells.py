@@ -24,10 +24,10 @@ compared field by field. The NEW cell is **worse** than the OLD one when any of 
    ``max_ulp`` counts as infinite);
 5. **gradient cells**: ``flushed`` grew, or ``max_cae`` > ``cae_factor`` x OLD's and > ``cae_floor``
    (defaults 2 and 64); where neither side has ``max_cae``, rule 4 on ``max_ulp``;
-6. **grade / verdict** (when both cells carry one): a grade later in :data:`GRADE_ORDER`
-   (``correctly_rounded < faithful < conditioned < envelope < unstable < flushed < invariant <
-   nonfinite``), or a ``verdict`` that went from ``pass`` to ``fail``. Unknown grade names are
-   reported as a change, never as worse.
+6. **grade / verdict** (when both cells carry one): a grade later in :data:`GRADE_ORDER` (the
+   judge's order, :data:`infoaudit.judging.GRADES`: ``correctly_rounded < faithful < flushed <
+   conditioned < envelope < unstable < invariant < nonfinite``), or a ``verdict`` that went from
+   ``pass`` to ``fail``. Unknown grade names are reported as a change, never as worse.
 
 The mirror images (NEW became supported, fewer non-finite results, error shrunk by the factor and
 OLD's was beyond the floor, a better grade) make a cell **better**; a cell that is both (e.g. fewer
@@ -36,9 +36,11 @@ fields is **changed**; none is **same**. A cell only in one document is reported
 counts as worse only with ``missing_is_worse`` (and then only when OLD's cell had run).
 
 Findings (:func:`cell_findings`) are the same as the report's: each non-finite class and each
-invariant with a count, and (value cells) ``max_ulp >= 16`` or ``max_scaled >= 16``, (gradient
-cells) ``flushed > 0`` or ``max_cae >= 1024``; each carries the cell's stored worst case (the
-shrunk reproducer where there is one).
+invariant with a count, and an ``accuracy`` finding: for graded cells (``grades`` present) when
+some element is ``unstable`` (or, under the ``strict`` profile, ``envelope``), its case the cell's
+worst-grade input; for older documents without grades (value cells) ``max_ulp >= 16`` or
+``max_scaled >= 16``, (gradient cells) ``flushed > 0`` or ``max_cae >= 1024``. Each carries the
+cell's stored worst case (the shrunk reproducer where there is one).
 """
 from __future__ import annotations
 
@@ -47,17 +49,18 @@ import math
 import os
 from dataclasses import asdict, dataclass
 
+from ..judging.grades import GRADES
+
 RESULTS_SCHEMA = "infoaudit.results"
 RESULTS_VERSION = 1
 GATE_KEY = "infoaudit_gate"
 
-# the report's finding thresholds (infoaudit.report.model: ULP_FINDING, SCALED_FINDING, CAE_FINDING)
+# the finding thresholds of results documents without grades (the report before the one judge)
 ULP_FINDING = 16.0
 SCALED_FINDING = 16.0
 CAE_FINDING = 1024.0
 
-GRADE_ORDER = ("correctly_rounded", "faithful", "conditioned", "envelope", "unstable", "flushed", "invariant",
-               "nonfinite")
+GRADE_ORDER = GRADES   # the judge's order, best to worst
 
 
 class DocumentError(ValueError):
@@ -212,7 +215,7 @@ def cell_key(cell) -> str:
 
 SUMMARY_FIELDS = ("status", "reason", "examples", "elements", "max_ulp", "p99_ulp", "max_rel", "max_scaled",
                   "max_cae", "nonfinite_total", "nonfinite", "invariant_total", "invariants", "flushed",
-                  "grade", "verdict")
+                  "grade", "grades", "verdict", "profile")
 
 
 def cell_summary(cell) -> dict:
@@ -278,9 +281,15 @@ def compare_cell(old: dict, new: dict, rule: Rule = Rule()) -> dict:
         if orel != nrel and not (orel is not None and nrel is not None and math.isnan(orel) and math.isnan(nrel)) \
                 and not any(r.startswith("max ULP") for r in worse + better + changed):
             changed.append(f"max rel {_fmt(orel)} -> {_fmt(nrel)}")
+    op, np_ = old.get("profile"), new.get("profile")
+    if op and np_ and op != np_:  # judged under other profiles: the verdicts are not comparable
+        changed.append(f"judging profile {op} -> {np_}")
     for field in ("grade", "verdict"):
         og, ng = old.get(field), new.get(field)
         if og is None or ng is None or og == ng:
+            continue
+        if field == "verdict" and op and np_ and op != np_:
+            changed.append(f"verdict {og} -> {ng}")
             continue
         if field == "verdict":
             (worse if (og, ng) == ("pass", "fail") else better if (og, ng) == ("fail", "pass") else changed).append(
@@ -363,7 +372,12 @@ def cell_findings(cell) -> dict:
     for name, n in sorted((cell.get("invariants") or {}).items()):
         if n:
             add(f"invariant:{name}", "invariant", name, int(n), "invariant")
-    if is_grad(cell):
+    if cell.get("grades") is not None:
+        # graded cells: an accuracy finding where an element's grade fails its profile by error
+        bad = ("unstable",) + (("envelope",) if cell.get("profile") == "strict" else ())
+        if any((cell.get("grades") or {}).get(g) for g in bad):
+            add("accuracy", "grade", "", _inf_if_nan(num(cell.get("max_ulp"))), "grade")
+    elif is_grad(cell):
         if int(num(cell.get("flushed")) or 0):
             add("flushed", "flushed", "", int(num(cell.get("flushed"))), "flushed")
         cae = num(cell.get("max_cae"))
@@ -407,7 +421,7 @@ def compare_findings(old: dict, new: dict, rule: Rule = Rule()) -> dict:
         elif b is None:
             res["fixed"].append(dict(base, case=a["case"], side="old"))
         else:
-            if base["metric"] in ("ulp", "scaled", "cae"):
+            if base["metric"] in ("ulp", "scaled", "cae", "grade"):
                 f, fl = (rule.cae_factor, rule.cae_floor) if base["metric"] == "cae" else (rule.ulp_factor,
                                                                                             rule.ulp_floor)
                 moved = grew(a["score"], b["score"], f, fl) or shrank(a["score"], b["score"], f, fl)

@@ -296,7 +296,7 @@ def diff_documents(old: dict, new: dict, *, rule: Rule = Rule(), matches=(), rer
             case = None
             if ran is not None:
                 fs = cell_findings(ran)
-                for w in ("ulp", "scaled", "rel", "nonfinite", "invariant"):
+                for w in ("grade", "well_conditioned", "ulp", "scaled", "rel", "nonfinite", "invariant"):
                     cand = (ran.get("worst") or {}).get(w)
                     if cand:
                         case = cand.get("shrunk") or cand
