@@ -1,7 +1,7 @@
 """The fixed corpus of known-hard inputs that every audit runs before the hypothesis search.
 
 ``cases(quantity, dtype)`` returns ``[(label, args_tuple), ...]``: the worked examples of the
-seed documents, the edge cases of the DESIGN table (all -inf rows, -inf masks, +inf entries,
+seed documents, the edge cases of the quantity table (docs/design.md) (all -inf rows, -inf masks, +inf entries,
 p = q, zs = zt, mu = logvar = 0, exp overflow/underflow thresholds of the dtype, a GPT-2-sized
 row, ...) and the regression inputs of past findings (:data:`REGRESSIONS`, plus any results
 file passed to :func:`from_results`). Arguments follow the registry order: float arrays rounded

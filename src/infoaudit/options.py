@@ -97,7 +97,7 @@ OPTIONS: tuple[Option, ...] = (
            "current directory or sys.path)", metavar="MODULE:FUNCTION", cli_only=True, required=True,
            pyproject=False),
     Option("quantity", "the quantity it computes (see `infoaudit list`); its arguments follow the "
-           "DESIGN table order", metavar="NAME", cli_only=True, required=True, pyproject=False),
+           "quantity table order (docs/design.md)", metavar="NAME", cli_only=True, required=True, pyproject=False),
     Option("framework", "the framework of the implementation's arrays (default: inferred from the "
            "module's imports, else numpy)", choices=FRAMEWORKS, cli_only=True),
     Option("dtype", "dtypes to audit, comma-separated (default: float32,float16 plus bfloat16 where "

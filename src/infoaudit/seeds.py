@@ -509,7 +509,7 @@ CLAIMS: list[Claim] = [
           note="class 3 (0-based, z = 3.4) is the argmax, but softmax(z)[3] = 56.06% (68.9% would "
                "need z_3 ≈ 3.95 with the other nine logits unchanged)."),
     Claim("coin_entropy", TEXTBOOK, "Biased coin: P(heads) = 0.9, P(tails) = 0.1",
-          "H(0.9, 0.1) in bits (the seed elides the formula; 0.469 is the DESIGN's worked value)",
+          "H(0.9, 0.1) in bits (the seed elides the formula; 0.469 is the design's worked value, docs/design.md)",
           "0.469", _coin, CORRECT, unit="bits"),
     Claim("ce_0.6", TEXTBOOK, "p̂ = [0.2, 0.6, 0.2] ⇒ L = −log(0.6) ≈ 0.511",
           "cross-entropy of the one-hot target class 1", "0.511", _ce_onehot([0.2, 0.6, 0.2], 1), CORRECT,
@@ -542,7 +542,7 @@ CLAIMS: list[Claim] = [
           "adding eps = 1e-8 keeps log q finite", "1e-8", _eps_clamp, INCONSISTENT, compare=NONE,
           note="holds in float32/float64/bfloat16, but 1e-8 is below float16's smallest subnormal "
                "(2^-24 ≈ 5.96e-8): it rounds to 0 in float16, so log(0 + eps) is still -inf there; "
-               "the clamp also biases every KL/CE term (the DESIGN gate rejects epsilon clamps)."),
+               "the clamp also biases every KL/CE term (the gate rejects epsilon clamps)."),
     Claim("bce_0.99", TEXTBOOK, "p̂ = 0.99: L = −log 0.99 ≈ 0.010 (very confident, correct)",
           "binary cross-entropy, target 1", "0.010", _bce(0.99), CORRECT, unit="nats"),
     Claim("bce_0.2", TEXTBOOK, "p̂ = 0.2: L = −log 0.2 ≈ 1.609 (low confidence, incorrect)",

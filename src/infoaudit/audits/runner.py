@@ -7,7 +7,7 @@ backend costs only its own calls.
 
 For each group:
 
-1. the fixed corpus (:mod:`infoaudit.corpus`: seed examples, DESIGN edge cases, past findings);
+1. the fixed corpus (:mod:`infoaudit.corpus`: seed examples, the edge cases of docs/design.md, past findings);
 2. a hypothesis search over :func:`infoaudit.strategies.cases` with ``target()`` climbing the
    largest finite ULP error of every cell;
 3. a separate search (``focus="nonfinite"``: huge values, thresholds, masks, zeros, subnormals)

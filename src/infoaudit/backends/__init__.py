@@ -9,7 +9,7 @@ A backend module defines:
 * ``ops() -> dict[quantity, list[Op]]``: the native or composed op(s) a user would call.
 
 The ops receive framework arrays in the audited dtype (labels int64, scalars Python floats) in
-the DESIGN table's argument order and return a framework array.
+the argument order of the quantity table (docs/design.md) and return a framework array.
 """
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ Conventions (the forward conventions of :mod:`.formulas`, extended to derivative
 
 * A NaN in a unit (row, table, element) makes its whole gradient NaN; so does a +inf logit in a
   softmax-family row (the forward softmax is NaN there).
-* An all -inf logit row (fully masked): the gradient is 0 for every entry, never NaN (DESIGN's
+* An all -inf logit row (fully masked): the gradient is 0 for every entry, never NaN (docs/design.md's
   masked-attention convention); the same for distillation / RLHF rows whose teacher or student row
   is all -inf, and for the scalar-argument contribution of such rows.
 * A -inf (masked) logit gets the limit of the derivative as z_j -> -inf with its softmax weight

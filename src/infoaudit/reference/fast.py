@@ -44,7 +44,7 @@ a*b+c into an FMA nor reassociate; no library exp/log is trusted):
    the overflow thresholds). Outputs below 2^-1000 in magnitude are only accepted when they
    are provably below 2^-1076 (then hi = lo = 0, the correct rounding in every format).
 
-Special values follow the DESIGN conventions exactly (NaN anywhere -> NaN; +inf -> NaN for
+Special values follow the conventions of docs/design.md exactly (NaN anywhere -> NaN; +inf -> NaN for
 softmax/log_softmax, +inf for logsumexp, NaN/+inf for cross_entropy; -inf entries -> 0 / -inf;
 all -inf row -> NaN / -inf / NaN; masked target -> +inf) and are always ``ok``.
 Engines. The same algorithm runs on one of two engines, ``ENGINE`` (module attribute):
