@@ -85,10 +85,12 @@ def test_stable_passes_unstable_fails_with_reproducer(impls):
     ok = gate("--impl", "user_impls:good", "--quantity", "softmax", "--examples", "10", cwd=impls)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "PASS  softmax float32" in ok.stdout and "PASS  softmax float16" in ok.stdout
-    assert "max error" in ok.stdout and "limit" in ok.stdout
+    line = next(ln for ln in ok.stdout.splitlines() if ln.startswith("PASS  softmax float32"))
+    assert "grade " in line and "under default (envelope and better pass)" in line, line
+    assert "the conditioning allows" in line and "a stable algorithm's envelope" in line and " -> " in line, line
     bad = gate("--impl", "user_impls:naive", "--quantity", "softmax", "--examples", "10", cwd=impls)
     assert bad.returncode == 1, bad.stdout + bad.stderr
-    assert "FAIL  softmax float32" in bad.stdout
+    assert "FAIL  softmax float32" in bad.stdout and "numerical failure: FAIL under default" in bad.stdout
     assert "reproducer" in bad.stdout and "from user_impls import naive" in bad.stdout
     assert "# expected:" in bad.stdout and "# returned:" in bad.stdout
 
@@ -187,6 +189,10 @@ def test_github_annotations_junit_and_json(impls, tmp_path):
     doc = json.loads(js.read_text())
     assert doc["exit_code"] == 1 and doc["cells"]["float32"]["verdict"] == "fail"
     assert doc["cells"]["float32"]["failure"]["reproducer"]
+    cell = doc["cells"]["float32"]
+    assert cell["profile"] == "default" and cell["grade"] in ("unstable", "invariant", "nonfinite")
+    assert cell["grades"][cell["grade"]] > 0 and cell["why"].startswith("FAIL under default")
+    assert cell["thresholds"]["pass"] == "envelope" and cell["thresholds"]["reasons"]["pass"]
     # the JSON is a baseline: the same implementation is not worse than itself
     r2 = gate("--impl", "user_impls:naive", "--quantity", "softmax", "--examples", "3", "--baseline", str(js), cwd=impls)
     assert r2.returncode == 0, r2.stdout + r2.stderr

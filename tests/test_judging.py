@@ -400,16 +400,41 @@ def test_float64_subnormals():
 # ------------------------------------------------------------------ S is the gate's table, one definition
 
 
-def test_envelope_is_the_gate_scale():
-    profiles = pytest.importorskip("infoaudit.audits.profiles")
-    if not hasattr(profiles, "scale"):
-        pytest.skip("the gate's scale has moved (judging.scales is the definition)")
-    for name in quantities.REGISTRY:
-        q = quantities.get(name)
-        args = _n_case(q)
-        with np.errstate(all="ignore"):
-            np.testing.assert_array_equal(judging.envelope(q, args), profiles.scale(name, args))
+def test_envelope_is_the_one_scale():
+    """S has one definition (judging.scales.SCALES); the gate's profiles no longer carry a copy,
+    nor their own invariant checker, unjudged mask or reduction length."""
+    from infoaudit.audits import profiles
+
+    for gone in ("SCALES", "scale", "GRAD_SCALES", "grad_scale", "invariant_violations", "unjudged_mask",
+                 "reduction_length"):
+        assert not hasattr(profiles, gone), gone
+    assert set(judging.SCALES) == set(quantities.REGISTRY) == set(judging.GRAD_SCALES)
     assert judging.scale_reason("nll_loss").startswith("S = 0")
+
+
+@pytest.mark.parametrize("name", list(quantities.REGISTRY))
+def test_envelope_is_finite_nonnegative_and_shaped_like_the_output(name):
+    from infoaudit.audits.gate import probes
+
+    q = quantities.get(name)
+    for _, args in probes(name, "float32"):
+        vals = quantities.validate(q, args)
+        with np.errstate(all="ignore"):
+            s = judging.envelope(q, args)
+        assert s.shape == quantities.output_shape(q, vals)
+        assert np.all(np.isfinite(s)) and np.all(s >= 0)
+
+
+def test_envelope_is_the_sum_of_term_magnitudes():
+    p, q = np.array([[0.5, 0.5]]), np.array([[0.25, 0.75]])
+    s = judging.envelope("kl_divergence", [p, q])[0]
+    assert s == pytest.approx(0.5 * (abs(math.log(0.5)) + abs(math.log(0.25))) +
+                              0.5 * (abs(math.log(0.5)) + abs(math.log(0.75))))
+    mu = np.zeros((1, 1))
+    near = judging.envelope("gaussian_kl", [mu, np.array([[1e-4]])])[0]
+    assert near == pytest.approx(0.5 * (math.exp(1e-4) + 1 + 1e-4))  # ~1: forces ~u absolute error
+    far = judging.envelope("gaussian_kl", [mu, np.array([[-50.0]])])[0]
+    assert far == pytest.approx(0.5 * (math.exp(-50) + 1 + 50))
 
 
 # ------------------------------------------------------------------ package hygiene

@@ -103,7 +103,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("dtype", "dtypes to audit, comma-separated (default: float32,float16 plus bfloat16 where "
            "the framework has it)", type=_dtype_list, metavar="DTYPES"),
     Option("device", "device for the framework arrays (cpu, cuda, ...)", default="cpu", metavar="DEVICE"),
-    Option("profile", "threshold profile: default, strict, a profile defined in [tool.infoaudit.profiles], "
+    Option("profile", "profile (which grade passes): default (envelope and better), strict (conditioned and better), "
+           "a profile defined in [tool.infoaudit.profiles], "
            "or a path to a .toml file", default="default", metavar="NAME|FILE"),
     Option("examples", "generated examples per dtype, after the fixed corpus", default=60,
            type=_positive_int, metavar="N"),

@@ -49,6 +49,7 @@ class GradMember:
     finding: str = ""           # a framework op whose gradient the gate rejects: documented, exit 1
     module: str = ""            # where the function lives (default: tests.zoo.zoo_grad_<framework>)
     forward_finding: bool = False   # the forward gate already rejects it (a documented forward finding)
+    expect_kind: str = "numerical"  # how an unsound member must fail: on its numbers, or not_differentiable
 
     @property
     def expected_grad_exit(self):

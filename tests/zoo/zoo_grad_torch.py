@@ -17,8 +17,9 @@ FRAMEWORK = "torch"
 GRAD_MEMBERS: list = []
 
 
-def _m(quantity, name, sound, why, finding="", module="", forward_finding=False):
-    GRAD_MEMBERS.append(GradMember(FRAMEWORK, quantity, name, sound, why, finding, module, forward_finding))
+def _m(quantity, name, sound, why, finding="", module="", forward_finding=False, expect_kind="numerical"):
+    GRAD_MEMBERS.append(GradMember(FRAMEWORK, quantity, name, sound, why, finding, module, forward_finding,
+                                   expect_kind))
 
 
 # ---------------------------------------------------------------- softmax with a hand-written backward
@@ -178,8 +179,10 @@ def softmax_backward_raises(z):
     return _NoBackward.apply(z)
 
 
-_m("softmax", "softmax_through_numpy", False, "calls .numpy() on its input: not differentiable")
-_m("softmax", "softmax_backward_raises", False, "autograd.Function whose backward raises NotImplementedError")
+_m("softmax", "softmax_through_numpy", False, "calls .numpy() on its input: not differentiable",
+   expect_kind="not_differentiable")
+_m("softmax", "softmax_backward_raises", False, "autograd.Function whose backward raises NotImplementedError",
+   expect_kind="not_differentiable")
 
 
 # ---------------------------------------------------------------- the framework's own ops (tests.zoo.zoo_torch)

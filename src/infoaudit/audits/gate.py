@@ -2,17 +2,19 @@
 
 ``run_gate(fn, quantity, framework, dtypes=..., profile=...)`` drives ``fn`` with the fixed corpus
 (the shared known-hard cases plus the gate's own probes) and then a seeded hypothesis search, in
-each dtype, judges every result against the exact reference with the profile's thresholds, and
-returns a :class:`GateReport`: per dtype a verdict, the metrics against the thresholds and, for a
-failure, a shrunk copy-paste reproducer (inputs, the exact value, what the implementation
-returned).
+each dtype, grades every result with the one judge (:func:`infoaudit.judging.judge`: per element
+``correctly_rounded`` ... ``unstable``, ``invariant``, ``nonfinite``) under the profile's passing
+grade for that quantity x dtype (:mod:`.profiles`: ``default`` passes ``envelope`` and better,
+``strict`` ``conditioned`` and better), and returns a :class:`GateReport`: per dtype a verdict,
+the grade reached with the deciding element's ULPs and both allowances, and for a failure a
+shrunk copy-paste reproducer (inputs, the exact value, what the implementation returned).
 
 The implementation is called as ``fn(*args)`` with the quantity's arguments in the DESIGN table
 order, as arrays of the framework in the audited dtype (labels int64 -- int32 under JAX without
-x64 --, scalars Python floats), on fresh copies. Anything other than a correct array is a
-failure with what happened: an exception, a hang past the per-call timeout, a non-array, the
-wrong shape or dtype, a mutated input. The gate itself never crashes on a hostile implementation
-and never passes one.
+x64 --, scalars Python floats), on fresh copies (:mod:`.gate_harness`). Anything other than a
+correct array is a failure with what happened: an exception, a hang past the per-call timeout, a
+non-array, the wrong shape or dtype, a mutated input. The gate itself never crashes on a hostile
+implementation and never passes one.
 
 With ``grad=True`` (``infoaudit gate --grad``) each dtype's forward audit is followed by an audit
 of the implementation's gradients through its framework's autodiff on the same inputs
@@ -20,494 +22,49 @@ of the implementation's gradients through its framework's autodiff on the same i
 """
 from __future__ import annotations
 
-import contextlib
 import inspect
 import math
-import os
-import signal
-import sys
-import threading
 import time
-import traceback
 import warnings
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import judging
 from .. import quantities as Q
-from ..dtypes import cast, dtype_name, fmt, ulp_of
+from ..dtypes import cast, dtype_name, fmt
+from ..judging import profiles as JP
 from ..results.compare_cells import grew
 from . import ftz as FTZ
 from . import profiles as P
+from .gate_harness import (GateUsageError, Harness, Outcome, ReferenceFailure, array_literal, array_summary,
+                           call_with_timeout, case_key, default_dtypes, describe_exception, exact_values,
+                           framework_adapter, infer_framework, install_watchdog, jsonable,
+                           nested_literal, py_value, reduce_to_unit, short_number, ulp_text)
 from .metrics import element_errors
 
-
-class GateUsageError(Exception):
-    """A usage or input error (exit 2): bad module path, unknown quantity, framework missing, ..."""
-
-
-# ====================================================================== framework adapters
-
-
-class _Adapter:
-    name = "?"
-    device = "cpu"
-    has_bfloat16 = True
-    label_dtype = np.int64
-
-    def x64(self, on):
-        return contextlib.nullcontext()
-
-
-class _NumpyAdapter(_Adapter):
-    name = "numpy"
-    has_bfloat16 = False  # only through ml_dtypes; audited on request with --dtype bfloat16
-
-    def __init__(self, device):
-        if device not in (None, "cpu"):
-            raise GateUsageError(f"numpy runs on the cpu only, not on device {device!r}")
-        self.device = "cpu"
-
-    def to_framework(self, a):
-        return np.array(a, copy=True)
-
-    def to_numpy(self, x):
-        return np.array(x, copy=True)
-
-    def is_array(self, x):
-        return isinstance(x, np.ndarray)
-
-    def array_type(self):
-        return "numpy.ndarray"
-
-    def dtype_of(self, x):
-        try:
-            return dtype_name(x.dtype)
-        except ValueError:
-            return str(x.dtype)
-
-    def literal(self, values, dtype, shape):
-        if dtype == "bfloat16":
-            return f"np.array({values}, dtype=np.float64).astype(ml_dtypes.bfloat16)"
-        return f"np.array({values}, dtype=np.{dtype})"
-
-    def full(self, shape, value, dtype):
-        if dtype == "bfloat16":
-            return f"np.full({shape}, {value}).astype(ml_dtypes.bfloat16)"
-        return f"np.full({shape}, {value}, dtype=np.{dtype})"
-
-    def label_literal(self, values):
-        return f"np.array({values}, dtype=np.int64)"
-
-    imports = "import numpy as np"
-
-
-class _TorchAdapter(_Adapter):
-    name = "torch"
-
-    def __init__(self, device):
-        try:
-            import torch
-        except Exception as e:  # ImportError or a broken install
-            raise GateUsageError(f"framework 'torch' is not installed here ({type(e).__name__}: {e}); "
-                                 "pip install torch, or choose --framework numpy|jax") from None
-        self.torch = torch
-        dev = device or "cpu"
-        if str(dev).startswith("cuda") and not torch.cuda.is_available():
-            raise GateUsageError(f"device {dev!r} is not available to torch here (torch.cuda.is_available() is False)")
-        try:
-            self.dev = torch.device(dev)
-            torch.zeros(1, device=self.dev)
-        except Exception as e:
-            raise GateUsageError(f"torch cannot use device {dev!r}: {e}") from None
-        self.device = str(dev)
-
-    def to_framework(self, a):
-        torch = self.torch
-        a = np.ascontiguousarray(a)
-        if "bfloat16" in str(a.dtype):
-            t = torch.from_numpy(a.view(np.int16).copy()).view(torch.bfloat16)
-        else:
-            t = torch.from_numpy(a.copy())
-        return t.to(self.dev)
-
-    def to_numpy(self, x):
-        import ml_dtypes
-
-        torch = self.torch
-        x = x.detach().cpu().contiguous()
-        if x.dtype == torch.bfloat16:
-            return x.view(torch.int16).numpy().view(ml_dtypes.bfloat16).copy()
-        return x.numpy().copy()
-
-    def is_array(self, x):
-        return isinstance(x, self.torch.Tensor)
-
-    def array_type(self):
-        return "torch.Tensor"
-
-    def dtype_of(self, x):
-        s = str(x.dtype).replace("torch.", "")
-        return s
-
-    def _dev(self):
-        return "" if self.device == "cpu" else f", device={self.device!r}"
-
-    def literal(self, values, dtype, shape):
-        return f"torch.tensor({values}, dtype=torch.{dtype}{self._dev()})"
-
-    def full(self, shape, value, dtype):
-        return f"torch.full({shape}, {value}, dtype=torch.{dtype}{self._dev()})"
-
-    def label_literal(self, values):
-        return f"torch.tensor({values}, dtype=torch.int64{self._dev()})"
-
-    imports = "import torch"
-
-
-class _JaxAdapter(_Adapter):
-    name = "jax"
-    label_dtype = np.int32
-
-    def __init__(self, device):
-        try:
-            import jax
-            import jax.numpy as jnp
-        except Exception as e:
-            raise GateUsageError(f"framework 'jax' is not installed here ({type(e).__name__}: {e}); "
-                                 "pip install jax, or choose --framework numpy|torch") from None
-        self.jax, self.jnp = jax, jnp
-        dev = device or "cpu"
-        platform = "gpu" if str(dev).startswith(("cuda", "gpu")) else str(dev)
-        try:
-            self.dev = jax.devices(platform)[0]
-        except Exception as e:
-            raise GateUsageError(f"jax has no {platform!r} device here ({type(e).__name__}: {e})") from None
-        self.device = str(dev)
-
-    def x64(self, on):
-        if not on:
-            return contextlib.nullcontext()
-        return self.jax.enable_x64(True)
-
-    def to_framework(self, a):
-        a = np.asarray(a)
-        if a.dtype.kind in "iu":
-            a = a.astype(np.int32)
-        with self.x64(a.dtype == np.float64):
-            return self.jax.device_put(self.jnp.asarray(a), self.dev)
-
-    def to_numpy(self, x):
-        return np.array(x, copy=True)
-
-    def is_array(self, x):
-        return isinstance(x, self.jax.Array)
-
-    def array_type(self):
-        return "jax.Array"
-
-    def dtype_of(self, x):
-        return str(x.dtype)
-
-    def literal(self, values, dtype, shape):
-        return f"jnp.array({values}, dtype=jnp.{dtype})"
-
-    def full(self, shape, value, dtype):
-        return f"jnp.full({shape}, {value}, dtype=jnp.{dtype})"
-
-    def label_literal(self, values):
-        return f"jnp.array({values}, dtype=jnp.int32)"
-
-    imports = "import jax, jax.numpy as jnp"
-
-
-_ADAPTERS = {"numpy": _NumpyAdapter, "torch": _TorchAdapter, "jax": _JaxAdapter}
-_adapter_cache: dict = {}
-
-
-def framework_adapter(framework: str, device="cpu") -> _Adapter:
-    if framework not in _ADAPTERS:
-        raise GateUsageError(f"unknown framework {framework!r}; choose one of {', '.join(_ADAPTERS)}")
-    key = (framework, device or "cpu")
-    if key not in _adapter_cache:
-        _adapter_cache[key] = _ADAPTERS[framework](device)
-    return _adapter_cache[key]
-
-
-def default_dtypes(framework: str) -> tuple:
-    return ("float32", "float16") + (("bfloat16",) if framework in ("torch", "jax") else ())
-
-
-def infer_framework(fn) -> str:
-    """torch / jax when the function's module imported it, else numpy."""
-    mod = sys.modules.get(getattr(fn, "__module__", "") or "")
-    names = set()
-    for v in list(vars(mod).values()) if mod else []:
-        m = getattr(v, "__module__", None) if not inspect.ismodule(v) else v.__name__
-        if isinstance(m, str):
-            names.add(m.split(".")[0])
-    for fw in ("torch", "jax"):
-        if fw in names or fw + "lib" in names:
-            return fw
-    return "numpy"
-
-
-# ====================================================================== calling the implementation
-
-
-class _CallTimeout(BaseException):
-    """Raised in the main thread by SIGALRM when the implementation overruns (not an Exception,
-    so that a bare ``except Exception`` in user code does not swallow it)."""
-
-
-@dataclass
-class Outcome:
-    kind: str                      # ok | raised | timeout | not_array | wrong_shape | wrong_dtype | mutated | unreadable
-    value: np.ndarray | None = None   # float64 result when kind == ok
-    message: str = ""
-    seconds: float = 0.0
-
-    @property
-    def ok(self):
-        return self.kind == "ok"
-
-
-class _Watchdog:
-    """Last resort for a hang in native code that SIGALRM cannot interrupt (CLI only): after
-    ``timeout + grace`` seconds it prints what happened and ends the process with exit 1."""
-
-    def __init__(self, on_hang):
-        self.on_hang = on_hang
-        self.deadline = None
-        self.lock = threading.Lock()
-        t = threading.Thread(target=self._run, daemon=True, name="infoaudit-gate-watchdog")
-        t.start()
-
-    def arm(self, seconds):
-        with self.lock:
-            self.deadline = time.monotonic() + seconds
-
-    def disarm(self):
-        with self.lock:
-            self.deadline = None
-
-    def _run(self):
-        while True:
-            time.sleep(0.5)
-            with self.lock:
-                d = self.deadline
-            if d is not None and time.monotonic() > d:
-                try:
-                    self.on_hang()
-                finally:
-                    os._exit(1)
-
-
-_WATCHDOG: _Watchdog | None = None
-
-
-def install_watchdog(on_hang):
-    global _WATCHDOG
-    _WATCHDOG = _Watchdog(on_hang)
-
-
-def call_with_timeout(fn, args, timeout):
-    """(result, None) or (None, 'timeout') or (None, exception)."""
-    main = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
-    if main:
-        def handler(signum, frame):
-            raise _CallTimeout()
-        try:
-            old = signal.signal(signal.SIGALRM, handler)
-        except ValueError:  # not allowed here (embedded interpreter)
-            main = False
-    if main:
-        if _WATCHDOG:
-            _WATCHDOG.arm(timeout + max(10.0, timeout))
-        try:
-            signal.setitimer(signal.ITIMER_REAL, timeout, 0.5)  # re-fires until cancelled
-            try:
-                return fn(*args), None
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-        except _CallTimeout:
-            return None, "timeout"
-        except Exception as e:  # noqa: BLE001 - the implementation raised
-            return None, e
-        except BaseException as e:  # SystemExit etc. from user code: a failure, not our exit
-            if isinstance(e, KeyboardInterrupt):
-                raise
-            return None, e
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)
-            if _WATCHDOG:
-                _WATCHDOG.disarm()
-    box = {}
-
-    def target():
-        try:
-            box["r"] = fn(*args)
-        except BaseException as e:  # noqa: BLE001
-            box["e"] = e
-    t = threading.Thread(target=target, daemon=True, name="infoaudit-gate-call")
-    t.start()
-    t.join(timeout)
-    if t.is_alive():
-        return None, "timeout"  # the thread is abandoned (daemon)
-    if "e" in box:
-        return None, box["e"]
-    return box.get("r"), None
-
-
-def _fmt_exc(e):
-    tb = traceback.extract_tb(e.__traceback__)
-    where = ""
-    for fr in reversed(tb):
-        if "infoaudit" not in fr.filename.replace("\\", "/").split("/site-packages/")[-1].split("/src/")[-1][:9]:
-            where = f" (at {os.path.basename(fr.filename)}:{fr.lineno})"
-            break
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    return f"{type(e).__name__}: {msg}{where}" if msg else f"{type(e).__name__}{where}"
-
-
-class Harness:
-    """Calls the implementation on framework copies of numpy inputs and checks what comes back."""
-
-    def __init__(self, fn, quantity, adapter: _Adapter, dtype, timeout=20.0):
-        self.fn = fn
-        self.q = Q.get(quantity)
-        self.ad = adapter
-        self.dtype = dtype
-        self.timeout = float(timeout)
-
-    def framework_args(self, inputs):
-        out = []
-        for arg, v in zip(self.q.args, inputs):
-            if arg.kind == Q.LABEL:
-                out.append(self.ad.to_framework(np.asarray(v).astype(self.ad.label_dtype)))
-            elif arg.is_float_array:
-                out.append(self.ad.to_framework(v))
-            else:
-                out.append(float(v))
-        return out
-
-    def call(self, inputs) -> Outcome:
-        with self.ad.x64(self.dtype == "float64"):
-            return self._call(inputs)
-
-    def _call(self, inputs):
-        try:
-            fargs = self.framework_args(inputs)
-        except Exception as e:  # noqa: BLE001 - e.g. a dtype the device lacks
-            return Outcome("unsupported", message=f"cannot build {self.ad.name} inputs: {_fmt_exc(e)}")
-        t0 = time.perf_counter()
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore")
-            out, err = call_with_timeout(self.fn, fargs, self.timeout)
-        dt = time.perf_counter() - t0
-        if err == "timeout":
-            return Outcome("timeout", message=f"did not return within the per-call timeout of {self.timeout:g} s "
-                           "(hang); --timeout sets it", seconds=dt)
-        if err is not None:
-            return Outcome("raised", message=f"raised {_fmt_exc(err)}", seconds=dt)
-        if dt > self.timeout:  # it swallowed the interrupt and finished late: still a hang
-            return Outcome("timeout", message=f"returned only after {dt:.1f} s, past the per-call timeout of "
-                           f"{self.timeout:g} s (it caught the interrupt); --timeout sets it", seconds=dt)
-        # mutated inputs?
-        for arg, v, fa in zip(self.q.args, inputs, fargs):
-            if not (arg.is_float_array or arg.kind == Q.LABEL):
-                continue
-            try:
-                now = self.ad.to_numpy(fa)
-            except Exception:  # noqa: BLE001
-                continue
-            before = np.asarray(v).astype(self.ad.label_dtype) if arg.kind == Q.LABEL else np.asarray(v)
-            if now.shape != before.shape or now.tobytes() != before.tobytes():
-                changed = int(np.sum(now.reshape(-1).view(np.uint8) != before.reshape(-1).view(np.uint8))) \
-                    if now.shape == before.shape and now.dtype == before.dtype else -1
-                what = f"{changed} byte(s) changed" if changed >= 0 else f"now shape {now.shape}, dtype {now.dtype}"
-                return Outcome("mutated", message=f"mutated its input {arg.name!r} in place ({what}); "
-                               "an implementation must not write to its arguments", seconds=dt)
-        if not self.ad.is_array(out):
-            return Outcome("not_array", message=f"returned {type(out).__module__}.{type(out).__qualname__}"
-                           f" ({_short_repr(out)}) instead of a {self.ad.array_type()}", seconds=dt)
-        expect_shape = _expected_shape(self.q, inputs)
-        shape = tuple(out.shape)
-        if shape != tuple(expect_shape):
-            return Outcome("wrong_shape", message=f"returned shape {shape}; expected {tuple(expect_shape)} "
-                           f"({_shape_rule(self.q)})", seconds=dt)
-        got = self.ad.dtype_of(out)
-        if got != self.dtype:
-            return Outcome("wrong_dtype", message=f"returned dtype {got}; expected {self.dtype} (the dtype of its "
-                           "inputs; round the result once to it)", seconds=dt)
-        try:
-            y = self.ad.to_numpy(out).astype(np.float64)
-        except Exception as e:  # noqa: BLE001
-            return Outcome("unreadable", message=f"result could not be read back: {_fmt_exc(e)}", seconds=dt)
-        return Outcome("ok", y, seconds=dt)
-
-
-def _short_repr(x, n=60):
-    try:
-        r = repr(x)
-    except Exception:  # noqa: BLE001
-        r = "<unrepresentable>"
-    return r if len(r) <= n else r[: n - 3] + "..."
-
-
-def _expected_shape(q, inputs):
-    vals = [np.asarray(v).astype(np.float64) if isinstance(v, np.ndarray) and v.dtype.kind != "i" else v
-            for v in inputs]
-    return Q.output_shape(q, vals)
-
-
-def _shape_rule(q):
-    return {Q.ELEMENTWISE: "elementwise: the broadcast shape of the inputs",
-            Q.ROW: "same shape as the input",
-            Q.ROW_REDUCE: "one value per row: the input shape without the last axis",
-            Q.TABLE_REDUCE: "one value per table: the input shape without the last two axes"}[q.structure]
-
-
-# ====================================================================== exact reference (cached)
-
-_REF_CACHE: "OrderedDict[tuple, object]" = OrderedDict()
-_REF_CACHE_MAX = 20_000
-
-
-def _key(qname, dtype, inputs):
-    parts = [qname, dtype]
-    for v in inputs:
-        if isinstance(v, np.ndarray):
-            parts.append((str(v.dtype), v.shape, v.tobytes()))
-        else:
-            parts.append(float(v))
-    return tuple(parts)
-
-
-def exact_values(qname, dtype, inputs):
-    """reference.evaluate on the inputs (exactly widened), memoised across gate runs."""
-    from .. import reference
-
-    k = _key(qname, dtype, inputs)
-    hit = _REF_CACHE.get(k)
-    if hit is not None:
-        _REF_CACHE.move_to_end(k)
-        return hit
-    args = [v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype.kind not in "iu" else v for v in inputs]
-    ex = reference.evaluate(qname, *args)
-    _REF_CACHE[k] = ex
-    if len(_REF_CACHE) > _REF_CACHE_MAX:
-        _REF_CACHE.popitem(last=False)
-    return ex
+# re-exported: the gate's public API before the harness moved to .gate_harness
+__all__ = ["run_gate", "GateReport", "DtypeResult", "Context", "Judgement", "FlushFlags", "judge", "grade_case",
+           "probes", "fixed_cases", "reproducer", "gate_dtype", "describe_impl", "GateUsageError", "Harness",
+           "Outcome", "call_with_timeout", "default_dtypes", "exact_values", "framework_adapter", "infer_framework",
+           "install_watchdog", "reduce_to_unit", "search_strategy"]
 
 
 # ====================================================================== judging one case
 
 
+@dataclass(frozen=True)
+class FlushFlags:
+    """What the judge needs to know of the platform's flush-to-zero behaviour (``judging.judge(ftz=...)``)."""
+
+    flushes_outputs: bool
+    flushes_inputs: bool
+
+
 @dataclass
 class Judgement:
+    """One implementation outcome on one case, judged by the one judge (:mod:`infoaudit.judging`)."""
+
     failed: bool
     kind: str                      # ok | numerical | raised | timeout | ... (harness kinds)
     message: str
@@ -515,15 +72,21 @@ class Judgement:
     y: np.ndarray | None = None
     exact: object = None
     expected: np.ndarray | None = None
-    score: np.ndarray | None = None      # error / allowed per element (<= 1 passes)
+    score: np.ndarray | None = None      # |err| / max(conditioned, envelope allowance); NaN non-finite; 0 unjudged
     ulp: np.ndarray | None = None
     abs_err: np.ndarray | None = None
-    nonfinite: np.ndarray | None = None
+    nonfinite: np.ndarray | None = None  # non-finite class of judged, not tolerated elements ("" elsewhere)
     invariants: list = field(default_factory=list)
     worst: tuple | None = None
     label: str = ""
     flushed: int = 0
-    fw_score: float | None = None         # relative rule: the framework op's max error / unit
+    fw_score: float | None = None         # relative rule: the framework op's max error / allowance
+    graded: object = None                 # the judging.Judgement
+    judged: np.ndarray | None = None      # elements the profile judges
+    failing: np.ndarray | None = None     # elements whose grade the profile does not pass
+    accepted: np.ndarray | None = None    # elements the profile's documented exceptions accept
+    worst_key: tuple = (-1, 0.0)          # (grade code, min(score, 1e3)) of the worst judged element
+    worst_line: str = ""                  # judging's one-line description of that element
 
     @property
     def max_score(self):
@@ -535,6 +98,15 @@ class Judgement:
     @property
     def nonfinite_count(self):
         return 0 if self.nonfinite is None else int(np.count_nonzero(self.nonfinite != ""))
+
+    @property
+    def grades(self) -> dict:
+        """Counts per grade of the judged elements."""
+        if self.graded is None:
+            return {}
+        codes = self.graded.codes[self.judged] if self.judged is not None else self.graded.codes
+        counts = np.bincount(codes.ravel().astype(np.int64), minlength=len(judging.GRADES))
+        return {g: int(k) for g, k in zip(judging.GRADES, counts) if k}
 
     def target_value(self):
         if self.kind not in ("ok", "numerical"):
@@ -560,153 +132,136 @@ class Context:
     def flushing(self):
         return self.flush_requested or bool(self.ftz and self.ftz.active)
 
+    @property
+    def flush_flags(self):
+        """The platform's flushing as the judge takes it (None on an IEEE platform)."""
+        if not self.flushing:
+            return None
+        probe = self.ftz
+        return FlushFlags(bool(self.flush_requested or (probe is not None and probe.flushes_outputs)),
+                          bool(probe is not None and probe.flushes_inputs))
 
-def _errors_against(ctx, y, ex, inputs):
-    """(score, ulp, abs, nonfinite, expected, flushed_mask) of y against one Exact."""
+    @property
+    def profile(self) -> judging.Profile:
+        """The judge's profile for this quantity x dtype (its passing grade and conventions)."""
+        p = self.__dict__.get("_profile")
+        if p is None:
+            p = self.thresholds.judging_profile()
+            self.__dict__["_profile"] = p
+        return p
+
+
+def _index(i):
+    return tuple(int(k) for k in i)
+
+
+def grade_case(ctx: Context, inputs, y, ex, label="") -> Judgement:
+    """The judge's grades of ``y`` on ``inputs`` under the context's profile (not yet a verdict
+    for the relative rule or the baseline)."""
     t = ctx.thresholds
-    d = ctx.dtype
-    f = fmt(d)
-    errs = element_errors(y, ex, d, ctx.q.name, inputs)
-    expected = errs.expected
-    abs_err = errs.abs.copy()
-    ulp = errs.ulp.copy()
-    nonfinite = errs.nonfinite.copy()
-    flushed = np.zeros(y.shape, bool)
-    with np.errstate(all="ignore"):
-        # exact value finite but beyond the dtype's range: a finite y near +-max is judged by its error
-        beyond = np.isfinite(ex.hi) & ~np.isfinite(expected) & np.isfinite(y) & (nonfinite != "")
-        if beyond.any():
-            nonfinite = np.where(beyond, "", nonfinite)
-            abs_err = np.where(beyond, np.abs(y - ex.hi), abs_err)
-            ulp = np.where(beyond, abs_err / ulp_of(ex.hi, f), ulp)
-        # an overflow to the right infinity where |exact| is within the margin of max
-        if t.overflow_margin > 1:
-            near = (np.isfinite(ex.hi) & np.isinf(y) & (np.sign(y) == np.sign(ex.hi))
-                    & (np.abs(ex.hi) > f.max / t.overflow_margin) & (nonfinite != ""))
-            if near.any():
-                nonfinite = np.where(near, "", nonfinite)
-                abs_err = np.where(near, 0.0, abs_err)
-                ulp = np.where(near, 0.0, ulp)
-    unjudged = np.zeros(y.shape, bool)
-    if t.infinite_inputs == "masks":
-        unjudged = P.unjudged_mask(ctx.q.name, inputs)
-        if unjudged.any():
-            nonfinite = np.where(unjudged, "", nonfinite)
-            abs_err = np.where(unjudged, 0.0, abs_err)
-            ulp = np.where(unjudged, 0.0, ulp)
-    if not t.require_nan:
-        undefined = np.isnan(ex.hi) & (nonfinite != "")
-        nonfinite = np.where(undefined, "", nonfinite)
-        abs_err = np.where(undefined, 0.0, abs_err)
-        ulp = np.where(undefined, 0.0, ulp)
-    if ctx.flushing:
-        # the platform rounds subnormal results to zero: judge against the flushed rounding
-        sub = np.isfinite(expected) & (expected != 0) & (np.abs(expected) < f.tiny)
-        flushed = sub & (y == 0)
-        abs_err = np.where(flushed, 0.0, abs_err)
-        ulp = np.where(flushed, 0.0, ulp)
-        expected = np.where(flushed, 0.0, expected)
-    n = P.reduction_length(ctx.q.name, inputs)
-    with np.errstate(all="ignore"):
-        u_ulp = ulp_of(ex.hi, f)
-        allowed = t.ulp_limit(n) * u_ulp
-        if t.floor:
-            S = P.scale(ctx.q.name, inputs)
-            allowed = np.maximum(allowed, t.floor * f.unit_roundoff * S)
-        if t.rel is not None:
-            allowed = np.maximum(allowed, t.rel * np.abs(ex.hi))
-        score = np.where(np.isfinite(abs_err), abs_err / allowed, np.nan)
-        score = np.where(nonfinite != "", np.nan, score)
-    ctx.unjudged_count = getattr(ctx, "unjudged_count", 0) + int(unjudged.sum())
-    return score, ulp, abs_err, nonfinite, expected, flushed, allowed
-
-
-def judge(ctx: Context, inputs, outcome: Outcome, label="") -> Judgement:
-    """Judge one implementation outcome on ``inputs`` (numpy arrays in the dtype)."""
-    if not outcome.ok:
-        return Judgement(True, outcome.kind, outcome.message, inputs, label=label)
-    y = outcome.value
+    prof = ctx.profile
     try:
-        ex = exact_values(ctx.q.name, ctx.dtype, inputs)
-    except Exception as e:  # noqa: BLE001 - a reference limitation must not fail the user's build
-        raise _ReferenceError(_fmt_exc(e)) from e
-    score, ulp, abs_err, nonfinite, expected, flushed, allowed = _errors_against(ctx, y, ex, inputs)
-    if ctx.flushing and ctx.ftz is not None and ctx.ftz.flushes_inputs and any(
-            isinstance(v, np.ndarray) and v.dtype.kind not in "iu" and FTZ.has_subnormal(v, ctx.dtype) for v in inputs):
-        # the platform reads subnormal inputs as zero: also accept the exact value of the flushed inputs
-        fin = [cast(FTZ.flush(v, ctx.dtype), ctx.dtype) if isinstance(v, np.ndarray) and v.dtype.kind not in "iu"
-               else v for v in inputs]
-        try:
-            ex2 = exact_values(ctx.q.name, ctx.dtype, fin)
-            s2, u2, a2, n2, e2, f2, _ = _errors_against(ctx, y, ex2, fin)
-            better = (n2 == "") & ((nonfinite != "") | (np.nan_to_num(s2, nan=np.inf) < np.nan_to_num(score, nan=np.inf)))
-            score = np.where(better, s2, score)
-            ulp = np.where(better, u2, ulp)
-            abs_err = np.where(better, a2, abs_err)
-            nonfinite = np.where(better, n2, nonfinite)
-            flushed = flushed | (better & f2)
-        except Exception:  # noqa: BLE001 - flushed inputs outside the quantity's domain
-            pass
-    t = ctx.thresholds
-    j = Judgement(False, "ok", "", inputs, y=y, exact=ex, expected=expected, score=score, ulp=ulp,
-                  abs_err=abs_err, nonfinite=nonfinite, label=label, flushed=int(flushed.sum()))
-    reasons = []
-    nf = j.nonfinite_count
-    if t.relative_k and ctx.fw_op is not None:
-        return _judge_relative(ctx, j, inputs, ex)
-    if nf > t.nonfinite:
-        first = tuple(int(i) for i in np.argwhere(nonfinite != "")[0])
-        cls = nonfinite[first]
-        reasons.append(f"{nf} non-finite mismatch(es) (limit {t.nonfinite}): returned {_num(y[first])} where the "
-                       f"exact value is {_num(ex.hi[first])} [{cls}] at index {first}")
-        j.worst = first
-    fin = np.isfinite(score)
-    bad = fin & (score > 1.0)
-    if bad.any():
-        w = tuple(int(i) for i in np.unravel_index(np.argmax(np.where(fin, score, -1)), score.shape))
-        reasons.append(f"error {score[w]:.3g}x the allowed at index {w}: returned {_num(y[w])}, exact "
-                       f"{_num(ex.hi[w])} ({_ulp_txt(ulp[w])}, abs {abs_err[w]:.3g}; allowed "
-                       f"{allowed[w]:.3g} = max({t.ulp_limit(P.reduction_length(ctx.q.name, inputs)):.3g} ULP"
-                       + (f", {t.floor:g}*u*S" if t.floor else "") + "))")
-        if j.worst is None:
-            j.worst = w
-    if t.invariants:
-        tol = np.where(np.isfinite(allowed), allowed, 0.0)
-        j.invariants = P.invariant_violations(ctx.q.name, y, tol, inputs, ctx.dtype, ex.hi)
-        if j.invariants:
-            reasons.append("invariant violated: " + "; ".join(j.invariants))
-    if ctx.baseline is not None:
-        return _judge_baseline(ctx, j, reasons)
-    if reasons:
-        j.failed = True
-        j.kind = "numerical"
-        j.message = "; ".join(reasons)
-    if j.worst is None and score.size:
-        j.worst = tuple(int(i) for i in np.unravel_index(np.argmax(np.nan_to_num(score, nan=0.0)), score.shape))
+        g = judging.judge(ctx.q, inputs, y, ex, ctx.dtype, ftz=ctx.flush_flags)
+    except (Q.InputError, ValueError, ArithmeticError) as e:
+        raise ReferenceFailure("the judge failed: " + describe_exception(e)) from e
+    judged = JP.judged_mask(g, prof)
+    accepted = t.accepted(g)
+    nf_code = judging.grades.CODE[judging.NONFINITE]
+    fail = JP.failing_mask(g, prof, accepted)
+    nf_fail = fail & (g.codes == nf_code)
+    if nf_fail.any() and int(nf_fail.sum()) <= t.nonfinite:  # the profile tolerates this many
+        accepted = nf_fail if accepted is None else (accepted | nf_fail)
+        fail = fail & ~nf_fail
+    # non-finite elements that are judged and not tolerated by the overflow margin
+    nf = judged & (g.codes == nf_code) & JP.failing_mask(g, prof)
+    with np.errstate(all="ignore"):
+        score = g.abs / np.maximum(g.allow_conditioned, g.allow_envelope)
+        score = np.where(nf, np.nan, np.where(judged & (g.codes != nf_code), score, 0.0))
+    expected = g.expected
+    fl_code = judging.grades.CODE[judging.FLUSHED]
+    if ctx.flushing:  # show the flushed rounding in the reproducer
+        expected = np.where((g.codes == fl_code) & (g.computed == 0), 0.0, expected)
+    j = Judgement(False, "ok", "", inputs, y=y, exact=ex, expected=expected, score=score,
+                  ulp=np.where(judged & ~nf & (g.codes != nf_code), g.ulp, 0.0),
+                  abs_err=np.where(judged & (g.codes != nf_code), g.abs, 0.0),
+                  nonfinite=np.where(nf, g.nonfinite, ""), invariants=list(g.invariants), label=label,
+                  flushed=int(np.count_nonzero(judged & (g.codes == fl_code))), graded=g, judged=judged,
+                  failing=fail, accepted=accepted)
+    w = g.worst_index(judged)
+    if w is not None:
+        s = float(score[w]) if np.isfinite(score[w]) else 1e3
+        j.worst_key = (int(g.codes[w]), min(s, 1e3))
+        j.worst_line = g.describe(w)
+        if not fail[w] and g.codes[w] > judging.grades.code_of(prof.passing):
+            j.worst_line += f" ({_tolerated(t, accepted is not None and bool(accepted[w]), int(g.codes[w]))})"
     return j
 
 
-def _judge_baseline(ctx, j, reasons):
+def _tolerated(t, accepted, code):
+    """Why an element below the passing grade passes: the profile's exceptions or conventions."""
+    if accepted:
+        ex = ", ".join(f"{k} = {v!r}" for k, v in t.exceptions().items())
+        if code == judging.grades.CODE[judging.NONFINITE] and t.nonfinite:
+            ex = ", ".join(x for x in (ex, f"nonfinite = {t.nonfinite}") if x)
+        return f"accepted by the profile's {ex}"
+    return f"tolerated: an overflow within a factor {t.overflow_margin:g} of the dtype's max (overflow_margin)"
+
+
+def judge(ctx: Context, inputs, outcome: Outcome, label="") -> Judgement:
+    """Judge one implementation outcome on ``inputs`` (numpy arrays in the dtype): the one judge's
+    grades (:func:`infoaudit.judging.judge`) under the profile's passing grade for this quantity x
+    dtype; a failure's message is the judge's one-line explanation (the grade reached and both
+    allowances)."""
+    if not outcome.ok:
+        return Judgement(True, outcome.kind, outcome.message, inputs, label=label)
+    try:
+        ex = exact_values(ctx.q.name, ctx.dtype, inputs)
+    except Exception as e:  # noqa: BLE001 - a reference limitation must not fail the user's build
+        raise ReferenceFailure(describe_exception(e)) from e
+    j = grade_case(ctx, inputs, outcome.value, ex, label)
+    if ctx.thresholds.relative_k and ctx.fw_op is not None:
+        return _judge_relative(ctx, j, inputs, ex)
+    if ctx.baseline is not None:
+        return _judge_baseline(ctx, j)
+    g = j.graded
+    if j.failing.any():
+        w = g.worst_index(j.failing)
+        j.failed = True
+        j.kind = "numerical"
+        j.worst = w
+        j.message = (g.explain(ctx.profile, j.accepted)
+                     + f"; at index {w}: returned {short_number(j.y[w])}, exact {short_number(ex.hi[w])}")
+    else:
+        j.worst = g.worst_index(j.judged)
+    return j
+
+
+def _judge_baseline(ctx, j):
+    """Regression mode: fail only where the case is worse than the baseline cell."""
     b = ctx.baseline
     worse = []
     if j.nonfinite_count and not (b.get("nonfinite_total", 0) or b.get("fixed_nonfinite", 0)):
         worse.append(f"{j.nonfinite_count} non-finite mismatch(es); the baseline had none")
     lim = max(float(b.get("max_score", 0.0)), float(b.get("fixed_max_score", 0.0)))
     # the comparison of `infoaudit diff` (results.compare_cells.grew): beyond the baseline's worst
-    # (factor 1, up to rounding) and beyond the profile's limit (floor 1 = the allowed error)
+    # (factor 1, up to rounding) and beyond both allowances (floor 1)
     if grew(lim + 1e-12, j.max_score, factor=1 + 1e-9, floor=1.0):
-        worse.append(f"error {j.max_score:.3g}x the allowed; the baseline's worst was {lim:.3g}x")
+        worse.append(f"error {j.max_score:.3g}x the larger allowance; the baseline's worst was {lim:.3g}x")
+    g = j.graded
+    j.worst = g.worst_index(j.failing) if j.failing.any() else g.worst_index(j.judged)
     if worse:
         j.failed = True
         j.kind = "numerical"
-        j.message = "worse than the baseline: " + "; ".join(worse) + (" (" + "; ".join(reasons) + ")" if reasons else "")
+        why = g.explain(ctx.profile, j.accepted) if j.failing.any() else ""
+        j.message = "worse than the baseline: " + "; ".join(worse) + (f" ({why})" if why else "")
     return j
 
 
 def _judge_relative(ctx, j, inputs, ex):
-    """FlashAttention-style rule: max error <= k x the framework op's max error (+ the ULP limit)."""
+    """FlashAttention-style rule: max error <= k x the framework op's max error + 1, both in
+    units of the element's larger allowance max(conditioned, envelope)."""
     t = ctx.thresholds
-    f = fmt(ctx.dtype)
+    g = j.graded
     fw = Outcome("raised", message="no framework op")
     try:
         fargs = ctx.harness.framework_args(inputs)
@@ -716,56 +271,44 @@ def _judge_relative(ctx, j, inputs, ex):
         y_fw = ctx.harness.ad.to_numpy(out).astype(np.float64).reshape(j.y.shape)
         fw = Outcome("ok", y_fw)
     except Exception as e:  # noqa: BLE001
-        fw = Outcome("raised", message=_fmt_exc(e))
+        fw = Outcome("raised", message=describe_exception(e))
     with np.errstate(all="ignore"):
-        S = P.scale(ctx.q.name, inputs)
-        unit = np.maximum(ulp_of(ex.hi, f), f.unit_roundoff * S)
-        e_impl = np.where(np.isfinite(j.abs_err), j.abs_err / unit, np.nan)
+        unit = np.maximum(g.allow_conditioned, g.allow_envelope)
+        e_impl = np.where(np.isfinite(j.score), j.score, np.nan)
         mi = float(np.nanmax(e_impl)) if np.isfinite(e_impl).any() else 0.0
         if fw.ok:
             ferr = element_errors(fw.value, ex, ctx.dtype, ctx.q.name, inputs)
-            e_fw = np.where(np.isfinite(ferr.abs), ferr.abs / unit, np.nan)
+            e_fw = np.where(np.isfinite(ferr.abs) & j.judged, ferr.abs / unit, np.nan)
             mf = float(np.nanmax(e_fw)) if np.isfinite(e_fw).any() else 0.0
             fw_bad = ferr.nonfinite != ""
         else:
             mf = 0.0
             fw_bad = np.zeros(j.y.shape, bool)
     j.fw_score = mf
-    j.score = np.where(np.isfinite(e_impl), e_impl / (t.relative_k * mf + t.ulp), np.nan)
-    extra_nf = int(np.count_nonzero((j.nonfinite != "") & ~fw_bad))
+    limit = t.relative_k * mf + 1.0
+    j.score = np.where(np.isfinite(e_impl), e_impl / limit, np.nan)
+    extra = (j.nonfinite != "") & ~fw_bad
+    extra_nf = int(np.count_nonzero(extra))
     reasons = []
     if extra_nf > t.nonfinite:
-        first = tuple(int(i) for i in np.argwhere((j.nonfinite != "") & ~fw_bad)[0])
-        reasons.append(f"{extra_nf} non-finite mismatch(es) where the framework op is finite-correct: returned "
-                       f"{_num(j.y[first])}, exact {_num(ex.hi[first])} at index {first}")
+        first = _index(np.argwhere(extra)[0])
+        reasons.append(f"{extra_nf} non-finite mismatch(es) where the framework op is finite-correct: "
+                       f"{g.describe(first)} at index {first}")
         j.worst = first
-    if mi > t.relative_k * mf + t.ulp:
-        w = tuple(int(i) for i in np.unravel_index(np.nanargmax(e_impl), e_impl.shape))
-        reasons.append(f"max error {mi:.3g} units > {t.relative_k:g} x the framework op's {mf:.3g} + {t.ulp:g} "
-                       f"(unit = max(ULP, u*S)) at index {w}")
+    if mi > limit:
+        w = _index(np.unravel_index(np.nanargmax(e_impl), e_impl.shape))
+        reasons.append(f"max error {mi:.3g}x the element's larger allowance > {t.relative_k:g} x the framework "
+                       f"op's {mf:.3g}x + 1 at index {w}: {g.describe(w)}")
         j.worst = j.worst or w
     if not fw.ok:
         reasons.append(f"(the framework op itself failed: {fw.message})")
-    if reasons and (extra_nf > t.nonfinite or mi > t.relative_k * mf + t.ulp):
+    if j.worst is None:
+        j.worst = g.worst_index(j.judged)
+    if extra_nf > t.nonfinite or mi > limit:
         j.failed = True
         j.kind = "numerical"
         j.message = "; ".join(reasons)
     return j
-
-
-def _num(v):
-    v = float(v)
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return f"{v:.9g}"
-
-
-def _ulp_txt(u):
-    if not np.isfinite(u):
-        return "ULP n/a"
-    return f"{u:.3g} ULP" if u < 1e6 else f"{u:.3e} ULP"
 
 
 # ====================================================================== inputs: probes, corpus, search
@@ -894,7 +437,7 @@ def fixed_cases(quantity, dtype) -> list:
             else:
                 out.append(("corpus", tuple(c)))
     except Exception as e:  # noqa: BLE001 - a broken corpus must not break the gate
-        out.append(("(corpus unavailable: %s)" % _fmt_exc(e), None))
+        out.append(("(corpus unavailable: %s)" % describe_exception(e), None))
     return [c for c in out if c[1] is not None]
 
 
@@ -910,35 +453,6 @@ def _prepare(q, args, dtype):
     return prepare_inputs(q, args, dtype)
 
 
-def reduce_to_unit(q, inputs, index):
-    """The one row / element / table of ``inputs`` that produces output ``index`` (batch of 1)."""
-    if index is None:
-        return None
-    vals = [np.asarray(v) if isinstance(v, np.ndarray) else v for v in inputs]
-    out_shape = _expected_shape(q, vals)
-    if int(np.prod(out_shape)) <= 1:
-        return None
-    if q.structure == Q.ELEMENTWISE:
-        red = []
-        for arg, v in zip(q.args, vals):
-            if isinstance(v, np.ndarray):
-                b = np.broadcast_to(v, out_shape)
-                red.append(np.array([b[index]], dtype=v.dtype))
-            else:
-                red.append(v)
-        return red
-    lead = index if q.structure != Q.ROW else index[:-1]
-    if len(lead) == 0:
-        return None
-    red = []
-    for arg, v in zip(q.args, vals):
-        if arg.is_float_array or arg.kind == Q.LABEL:
-            red.append(np.ascontiguousarray(v[lead][None]))
-        else:
-            red.append(v)
-    return red
-
-
 # ====================================================================== results
 
 
@@ -948,9 +462,14 @@ class DtypeResult:
     verdict: str                     # pass | fail | skipped
     cases: int = 0
     elements: int = 0
+    grade: str | None = None         # the worst judged element's grade (infoaudit.judging)
+    grades: dict = field(default_factory=dict)   # judged elements per grade
+    profile: str = "default"         # the profile the cell was judged under
+    why: str = ""                    # one line: the grade reached and both allowances (or what failed)
+    unjudged: int = 0                # elements the profile does not judge (undefined exact value, inf inputs)
     max_ulp: float = 0.0
     max_abs: float = 0.0
-    max_score: float = 0.0           # max error / allowed (<= 1 passes)
+    max_score: float = 0.0           # max |err| / max(conditioned, envelope allowance)
     nonfinite_total: int = 0
     fixed_max_score: float = 0.0     # over the fixed cases only (all of them always run)
     fixed_nonfinite: int = 0
@@ -1010,32 +529,6 @@ class GateReport:
 # ====================================================================== the reproducer
 
 
-def _pyval(v):
-    v = float(v)
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return repr(v)
-
-
-def _nested(a):
-    a = np.asarray(a)
-    if a.ndim == 0:
-        return _pyval(a) if a.dtype.kind == "f" else str(int(a))
-    return "[" + ", ".join(_nested(x) for x in a) + "]"
-
-
-def _lit(ad, a, dtype, is_label=False, name="x"):
-    a = np.asarray(a)
-    if is_label:
-        return ad.label_literal(_nested(a.astype(np.int64)))
-    f64 = a.astype(np.float64)
-    if f64.size > 1 and np.all(f64 == f64.flat[0]) and np.isfinite(f64.flat[0]):
-        return ad.full(tuple(f64.shape), _pyval(f64.flat[0]), dtype)
-    return ad.literal(_nested(f64), dtype, a.shape)
-
-
 def reproducer(ctx: Context, j: Judgement, impl_import: str, fn_name: str) -> str:
     """Copy-paste Python that calls the implementation on the failing inputs."""
     ad = ctx.harness.ad
@@ -1055,33 +548,24 @@ def reproducer(ctx: Context, j: Judgement, impl_import: str, fn_name: str) -> st
             if big and arg.is_float_array and np.asarray(v).size > 20000:
                 lines.append(f"{arg.name} = ...  # {v.shape} {ctx.dtype} array: too large to print; see the JSON report")
             else:
-                lines.append(f"{arg.name} = {_lit(ad, v, ctx.dtype, arg.kind == Q.LABEL, arg.name)}")
+                lines.append(f"{arg.name} = {array_literal(ad, v, ctx.dtype, arg.kind == Q.LABEL, arg.name)}")
         else:
-            lines.append(f"{arg.name} = {_pyval(v)}")
+            lines.append(f"{arg.name} = {py_value(v)}")
     lines.append(f"out = {fn_name}({', '.join(names)})")
     if j.y is not None:
-        lines.append(f"# returned: {_nested(j.y) if j.y.size <= 64 else _summ(j.y)}")
-        lines.append(f"# expected: {_nested(j.expected) if j.expected.size <= 64 else _summ(j.expected)}"
+        lines.append(f"# returned: {nested_literal(j.y) if j.y.size <= 64 else array_summary(j.y)}")
+        lines.append(f"# expected: {nested_literal(j.expected) if j.expected.size <= 64 else array_summary(j.expected)}"
                      f"   (exact value correctly rounded to {ctx.dtype}"
                      + (", subnormals flushed to zero as this platform does" if ctx.flushing else "") + ")")
         if j.worst is not None:
             w = j.worst
-            lines.append(f"# worst at {w}: returned {_pyval(j.y[w])}, exact {_pyval(j.exact.hi[w])}"
-                         f" (+ {j.exact.lo[w]:.3g}), {_ulp_txt(j.ulp[w]) if j.ulp is not None else ''}")
+            lines.append(f"# worst at {w}: returned {py_value(j.y[w])}, exact {py_value(j.exact.hi[w])}"
+                         f" (+ {j.exact.lo[w]:.3g}), {ulp_text(j.ulp[w]) if j.ulp is not None else ''}")
     lines.append(f"# problem: {j.message}")
     return "\n".join(lines)
 
 
-def _summ(a):
-    a = np.asarray(a, dtype=np.float64)
-    return f"<{a.shape} array; first values {_nested(a.reshape(-1)[:8])}>"
-
-
 # ====================================================================== the search for one dtype
-
-
-class _ReferenceError(Exception):
-    """The exact reference could not evaluate this input (reported as a note, case skipped)."""
 
 
 class _Found(Exception):
@@ -1095,7 +579,8 @@ def gate_dtype(ctx: Context, *, examples=60, seed=0, inputs="quick", shrink_s=10
     from hypothesis import HealthCheck, Phase, given, seed as hseed, settings, target
 
     stats = {"cases": 0, "elements": 0, "max_ulp": 0.0, "max_abs": 0.0, "max_score": 0.0, "nonfinite": 0,
-             "calls": 0, "call_seconds": 0.0, "fixed_max_score": 0.0, "fixed_nonfinite": 0}
+             "calls": 0, "call_seconds": 0.0, "fixed_max_score": 0.0, "fixed_nonfinite": 0, "grades": {},
+             "unjudged": 0, "worst_key": (-1, 0.0), "worst_line": "", "accepted": 0}
     notes = []
 
     def account(j, outcome):
@@ -1112,6 +597,14 @@ def gate_dtype(ctx: Context, *, examples=60, seed=0, inputs="quick", shrink_s=10
                 stats["max_abs"] = max(stats["max_abs"], float(j.abs_err[fa].max()))
             stats["max_score"] = max(stats["max_score"], j.max_score)
             stats["nonfinite"] += j.nonfinite_count
+            stats["grades"] = judging.merge_grades(stats["grades"], j.grades)
+            if j.judged is not None:
+                stats["unjudged"] += int(np.count_nonzero(~j.judged))
+            if j.accepted is not None and j.failing is not None:
+                passing = judging.grades.code_of(ctx.profile.passing)
+                stats["accepted"] += int(np.count_nonzero(j.accepted & j.judged & (j.graded.codes > passing)))
+            if j.worst_key > stats["worst_key"]:
+                stats["worst_key"], stats["worst_line"] = j.worst_key, j.worst_line
 
     def run_case(args, label="", fixed=False):
         inputs = _prepare(ctx.q, args, ctx.dtype)
@@ -1133,7 +626,7 @@ def gate_dtype(ctx: Context, *, examples=60, seed=0, inputs="quick", shrink_s=10
             j = run_case(args, label, fixed=True)
         except Q.InputError:
             continue
-        except _ReferenceError as e:
+        except ReferenceFailure as e:
             note_ref(e)
             continue
         if j.failed and first_fail is None:
@@ -1155,8 +648,8 @@ def gate_dtype(ctx: Context, *, examples=60, seed=0, inputs="quick", shrink_s=10
     state = {"best": None, "stop": False, "t_fail": None}
 
     def same_args(a, b):
-        return _key("", "", [np.asarray(x) if isinstance(x, np.ndarray) else x for x in a]) == \
-            _key("", "", [np.asarray(x) if isinstance(x, np.ndarray) else x for x in b])
+        return case_key("", "", [np.asarray(x) if isinstance(x, np.ndarray) else x for x in a]) == \
+            case_key("", "", [np.asarray(x) if isinstance(x, np.ndarray) else x for x in b])
 
     @settings(max_examples=examples, database=None, deadline=None, derandomize=False, print_blob=False,
               phases=(Phase.generate, Phase.shrink), report_multiple_bugs=False,
@@ -1172,8 +665,8 @@ def gate_dtype(ctx: Context, *, examples=60, seed=0, inputs="quick", shrink_s=10
             return
         try:
             j = run_case(args)
-        except (Q.InputError, _ReferenceError) as e:
-            if isinstance(e, _ReferenceError):
+        except (Q.InputError, ReferenceFailure) as e:
+            if isinstance(e, ReferenceFailure):
                 note_ref(e)
             from hypothesis import reject
             reject()
@@ -1200,7 +693,7 @@ def gate_dtype(ctx: Context, *, examples=60, seed=0, inputs="quick", shrink_s=10
     except Exception as e:  # noqa: BLE001 - Flaky / hypothesis internals: keep the best failure seen
         found = state["best"]
         if found is None:
-            notes.append(f"search stopped: {_fmt_exc(e)}")
+            notes.append(f"search stopped: {describe_exception(e)}")
     if found is not None:
         found = _shrink_fixed(ctx, found)
     if ref_skips and not any("exact reference failed" in n for n in notes):
@@ -1226,7 +719,7 @@ def _shrink_fixed(ctx, j):
     try:
         outcome = ctx.harness.call(red)
         j2 = judge(ctx, red, outcome, j.label)
-    except (Exception, _ReferenceError):  # noqa: BLE001
+    except (Exception, ReferenceFailure):  # noqa: BLE001
         return j
     if j2.failed:
         return j2
@@ -1273,7 +766,7 @@ def run_gate(fn, quantity, framework=None, *, dtypes=None, device="cpu", profile
     ad = framework_adapter(framework, device)
     if grad:
         try:
-            GG._backend(framework)
+            GG.load_backend(framework)
         except Exception as e:  # noqa: BLE001 - BackendUnavailable
             raise GateUsageError(f"--grad: {e}") from None
     if isinstance(profile, P.Profile):
@@ -1316,7 +809,7 @@ def run_gate(fn, quantity, framework=None, *, dtypes=None, device="cpu", profile
         probe = FTZ.probe(framework, d, ad.device)
         fw_op = _framework_op(framework, q.name, device) if th.relative_k else None
         if th.relative_k and fw_op is None:
-            res.notes.append(f"relative rule: {framework} has no op for {q.name}; judged by the absolute thresholds")
+            res.notes.append(f"relative rule: {framework} has no op for {q.name}; judged by the profile's grade")
             th.relative_k = None
         ctx = Context(q, d, Harness(fn, q, ad, d, timeout), th, probe, bool(flush_to_zero),
                       base_cells.get(d) if base_cells is not None else None, fw_op)
@@ -1333,9 +826,24 @@ def run_gate(fn, quantity, framework=None, *, dtypes=None, device="cpu", profile
             log(f"  {d}: running fixed cases + {examples} examples ...")
         stats, failing, notes = gate_dtype(ctx, examples=examples, seed=seed, inputs=inputs)
         res.notes += notes
-        if getattr(ctx, "unjudged_count", 0):
-            res.notes.append(f"{ctx.unjudged_count} output element(s) with +-inf/NaN inputs other than -inf masks "
-                             "not judged (profile: infinite_inputs = masks)")
+        res.profile = ctx.profile.name
+        res.grades = stats["grades"]
+        res.grade = judging.worst_grade(res.grades)
+        res.unjudged = stats["unjudged"]
+        if res.unjudged:
+            res.notes.append(f"{res.unjudged} output element(s) not judged under {ctx.profile.name}: undefined exact "
+                             "value (require_nan = false) or +-inf/NaN inputs other than -inf masks "
+                             "(infinite_inputs = masks)")
+        if stats["accepted"]:
+            res.notes.append(f"{stats['accepted']} element(s) below the passing grade accepted by the profile's "
+                             + ", ".join(f"{k} = {v!r}" for k, v in th.exceptions().items()) + " rule(s)")
+        head = f"under {ctx.profile.name} ({ctx.profile.passing} and better pass)"
+        if stats["worst_line"]:
+            res.why = f"PASS {head}: {stats['worst_line']}"
+        else:
+            res.why = f"PASS {head}: no element judged"
+        if ctx.baseline is not None:
+            res.why = "no worse than the baseline; " + res.why
         res.cases = stats["cases"]
         res.elements = stats["elements"]
         res.max_ulp = stats["max_ulp"]
@@ -1353,17 +861,22 @@ def run_gate(fn, quantity, framework=None, *, dtypes=None, device="cpu", profile
                 "message": failing.message,
                 "label": failing.label,
                 "reproducer": reproducer(ctx, failing, impl_import, fn_name),
-                "inputs": [_jsonable(v) for v in failing.inputs],
-                "returned": _jsonable(failing.y) if failing.y is not None else None,
-                "expected": _jsonable(failing.expected) if failing.expected is not None else None,
-                "exact_hi": _jsonable(failing.exact.hi) if failing.exact is not None else None,
+                "inputs": [jsonable(v) for v in failing.inputs],
+                "returned": jsonable(failing.y) if failing.y is not None else None,
+                "expected": jsonable(failing.expected) if failing.expected is not None else None,
+                "exact_hi": jsonable(failing.exact.hi) if failing.exact is not None else None,
                 "worst_index": list(failing.worst) if failing.worst is not None else None,
             }
             if failing.kind == "numerical":
                 res.max_score = max(res.max_score, failing.max_score)
+                res.why = failing.message
+            else:
+                res.why = f"the implementation {_KIND_WHY.get(failing.kind, failing.kind)} (values judged before: " \
+                          + (f"grade {res.grade}; {stats['worst_line']})" if stats["worst_line"] else "none)")
         elif res.cases == 0 and res.calls == 0:
             res.verdict = "fail"
             res.failure = {"kind": "no_cases", "message": "no case could be run", "reproducer": ""}
+            res.why = "no case could be run"
         if grad:
             skip = None
             if failing is not None and failing.kind == "timeout":
@@ -1379,14 +892,9 @@ def run_gate(fn, quantity, framework=None, *, dtypes=None, device="cpu", profile
     return GateReport(q.name, impl_name, framework, ad.device, prof.name, seed, examples, results, src, bool(grad))
 
 
-def _jsonable(v):
-    if isinstance(v, np.ndarray):
-        a = v.astype(np.float64) if v.dtype.kind not in "iu" else v
-        return {"dtype": str(v.dtype), "shape": list(v.shape),
-                "values": a.tolist() if v.dtype.kind in "iu" else [_pyval(x) for x in a.reshape(-1)]}
-    if isinstance(v, float):
-        return _pyval(v)
-    return v
+_KIND_WHY = {"raised": "raised", "timeout": "hung", "not_array": "returned a non-array", "wrong_shape":
+             "returned the wrong shape", "wrong_dtype": "returned the wrong dtype", "mutated": "mutated its input",
+             "unreadable": "returned an unreadable result", "unsupported": "could not be given its inputs"}
 
 
 def _framework_op(framework, qname, device):

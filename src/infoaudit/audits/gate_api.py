@@ -1,10 +1,11 @@
 """Python API of the gate: ``assert_stable(fn, "cross_entropy", framework="torch")``.
 
-Runs the same audit as ``infoaudit gate`` (fixed corpus, seeded search, the profile's thresholds)
-on a callable and raises :class:`GateFailure` (an AssertionError) whose message is the gate's
-report: per dtype the verdict, the metrics against the thresholds, and the shrunk copy-paste
-reproducer. Options default to the pytest command line / ini (inside pytest, through the
-plugin) and to ``[tool.infoaudit]`` in pyproject.toml, then to :mod:`infoaudit.options`.
+Runs the same audit as ``infoaudit gate`` (fixed corpus, seeded search, graded by the one judge
+under the profile's passing grade) on a callable and raises :class:`GateFailure` (an
+AssertionError) whose message is the gate's report: per dtype the verdict with the grade reached
+and both allowances of the deciding element, and the shrunk copy-paste reproducer. Options default
+to the pytest command line / ini (inside pytest, through the plugin) and to ``[tool.infoaudit]`` in
+pyproject.toml, then to :mod:`infoaudit.options`.
 """
 from __future__ import annotations
 

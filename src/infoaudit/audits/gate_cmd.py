@@ -5,8 +5,8 @@
 Exit codes: 0 every audited dtype passes; 1 a numerical failure (or a hostile implementation:
 it raised, hung, returned a non-array / wrong shape / wrong dtype, or mutated its input);
 2 a usage or input error (bad --impl, unknown quantity, framework not installed, bad profile).
-Output: per dtype a verdict line with the metrics against the thresholds and, for a failure, the
-shrunk copy-paste reproducer. GitHub Actions annotations when GITHUB_ACTIONS=true; JUnit XML
+Output: per dtype a verdict line naming the grade reached (infoaudit.judging) and both allowances
+of the deciding element and, for a failure, the shrunk copy-paste reproducer. GitHub Actions annotations when GITHUB_ACTIONS=true; JUnit XML
 with --junit-xml; JSON with --json (with the environment fingerprint; reusable as --baseline).
 """
 from __future__ import annotations
@@ -74,35 +74,41 @@ def _fmt_ulp(v):
     return f"{v:.3g}" if v < 1e5 else f"{v:.2e}"
 
 
+def _why(text) -> str:
+    """The judge's one-line verdict without its leading PASS / FAIL (the line's head says it)."""
+    for head in ("PASS ", "FAIL "):
+        if text.startswith(head):
+            return text[len(head):]
+    return text
+
+
 def verdict_line(rep, r) -> str:
+    """One dtype's verdict: the cell's grade, the deciding element with its ULPs, both allowances
+    and its grade (the judge's one line), and the counts."""
     head = {"pass": "PASS", "fail": "FAIL", "skipped": "SKIP"}[r.verdict]
     if r.verdict == "skipped":
         return f"{head}  {r.dtype:<8} {'; '.join(r.notes)}"
     th = r.thresholds
-    lim = f"limit {th.get('ulp', 0):g}" + (f" + {th['ulp_per_log2n']:g}*log2 n" if th.get("ulp_per_log2n") else "")
-    floor = f" or {th['floor']:g}*u*S" if th.get("floor") else ""
     rel = f"; relative rule k = {th['relative_k']:g}" if th.get("relative_k") else ""
-    return (f"{head}  {rep.quantity} {r.dtype:<8} {r.cases} cases, {r.elements:,} elements: "
-            f"max error {r.max_score:.3g}x allowed (limit 1); max {_fmt_ulp(r.max_ulp)} ULP ({lim}{floor}); "
-            f"max abs {r.max_abs:.3g}; non-finite {r.nonfinite_total} (limit {th.get('nonfinite', 0)}){rel}  "
-            f"[{r.seconds:.1f} s]")
+    grade = f"grade {r.grade}" if r.grade else "no grade"
+    return (f"{head}  {rep.quantity} {r.dtype:<8} {r.cases} cases, {r.elements:,} elements, {grade} "
+            f"{_why(r.why)}; max {_fmt_ulp(r.max_ulp)} ULP; non-finite {r.nonfinite_total} "
+            f"(limit {th.get('nonfinite', 0)}){rel}  [{r.seconds:.1f} s]")
 
 
 def grad_line(rep, r) -> str:
-    """The verdict line of one dtype's gradient audit (--grad)."""
+    """The verdict line of one dtype's gradient audit (--grad): its grade, the deciding component
+    with both allowances, and the counts."""
     g = r.grad
     head = {"pass": "PASS", "fail": "FAIL", "skipped": "SKIP"}[g["verdict"]]
     if g["verdict"] == "skipped":
         return f"{head}  {rep.quantity} {r.dtype:<8} grad  " + "; ".join(g.get("notes", []))
     th = g.get("thresholds", {})
-    lim = f"cae <= {th.get('grad_cae', 0):g}" + (f" + {th['grad_cae_per_log2n']:g}*log2 n" if th.get("grad_cae_per_log2n") else "")
-    floor = (f"({th.get('grad_floor', 0):g} + {th['grad_floor_per_log2n']:g}*log2 n)" if th.get("grad_floor_per_log2n")
-             else f"{th.get('grad_floor', 0):g}")
-    cae = f"max cae {g['max_cae']:.3g}" if g.get("max_cae") is not None else "cae n/a"
+    grade = f"grade {g['grade']}" if g.get("grade") else "no grade"
     return (f"{head}  {rep.quantity} {r.dtype:<8} grad  {g['cases']} cases, {g['components']:,} gradient components "
-            f"({g.get('how') or 'autodiff'}): max error {g['max_score']:.3g}x allowed (limit 1; {lim} or {floor}*u*T "
-            f"or {th.get('grad_ulp', 0):g} ULP); {cae}; non-finite {g['nonfinite_total']} (limit {th.get('grad_nonfinite', 0)}); "
-            f"flushed {g['flushed_bad']} (limit {th.get('grad_flushed', 0)})  [{g['seconds']:.1f} s]")
+            f"({g.get('how') or 'autodiff'}), {grade} {_why(g.get('why', ''))}; non-finite {g['nonfinite_total']} "
+            f"(limit {th.get('grad_nonfinite', 0)}); flushed {g['flushed_bad']} (limit {th.get('grad_flushed', 0)})  "
+            f"[{g['seconds']:.1f} s]")
 
 
 def _failure_lines(f, what="") -> list:
@@ -132,7 +138,7 @@ def render_text(rep, verbose=False) -> str:
                 lines += _failure_lines(r.grad["failure"], "gradient: ")
     if verbose:
         for r in rep.results[:1]:
-            lines.append("thresholds (" + rep.profile + "):")
+            lines.append("settings (" + rep.profile + "):")
             for m, why in r.thresholds.get("reasons", {}).items():
                 lines.append(f"      {m} = {r.thresholds.get(m)!r}: {why}")
     ok = rep.passed

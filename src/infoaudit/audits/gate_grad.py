@@ -3,21 +3,23 @@
 After the forward audit of each dtype, the gate differentiates the user's function with its own
 framework's autodiff (``torch.autograd.grad`` / ``jax.vjp``, through
 :func:`infoaudit.backends.grad.vjp_function`) on the gate's inputs of that dtype -- the fixed cases
-and a sample of the search's generated inputs -- and judges each gradient component against the
-exact vector-Jacobian product (:func:`infoaudit.reference.derivatives.vjp`) with the profile's
-``grad_*`` thresholds (:class:`infoaudit.audits.profiles.Thresholds.grad_allowed`):
+and a sample of the search's generated inputs -- and grades each gradient component against the
+exact vector-Jacobian product (:func:`infoaudit.reference.derivatives.vjp`) with the one judge
+(:func:`infoaudit.judging.grade_elements`):
 
+* N = sum_j |dg/dx_j| |x_j|, the gradient's sensitivity from exact second derivatives
+  (:mod:`.condition`), gives the ``conditioned`` allowance c(n) u (N + |g*| + lambda); S = the
+  magnitudes of the terms of the closed-form VJP (:data:`infoaudit.judging.GRAD_SCALES`) the
+  ``envelope`` allowance c(n) u (S + lambda); n is the row length, or for a scalar argument
+  (T, eps, beta) the number of entries its gradient sums over. The profile's ``grad_pass``
+  (default ``envelope``, strict ``conditioned``) is the worst grade that passes;
 * a non-finite gradient where the exact one is finite (NaN, +-inf), the wrong infinity, or NaN
-  where it is infinite fails (``grad_nonfinite``); a finite value where the exact gradient is a
-  one-sided +-inf at a domain boundary (p = 0 in log p) is accepted unless ``grad_boundary``
+  where it is infinite fails (beyond ``grad_nonfinite``); a finite value where the exact gradient
+  is a one-sided +-inf at a domain boundary (p = 0 in log p) is accepted unless ``grad_boundary``
   says otherwise;
-* each component's error must be within ``(grad_cae + grad_cae_per_log2n log2 n) u (N + |g*|)``
-  (the condition-aware error, N the gradient's componentwise sensitivity from second derivatives;
-  :mod:`.condition`) or within ``grad_floor u T`` (T the magnitudes of the terms of the closed-form
-  VJP, :data:`.profiles.GRAD_SCALES`); scalar arguments (T, eps, beta) use ``grad_cae_scalar``;
-* a component returned as 0 where the exact gradient rounds to a nonzero value ("flushed") fails
-  beyond ``grad_flushed`` -- except below the dtype's smallest normal on a platform that flushes
-  subnormals (probed; or ``--flush-to-zero``), as for forward values.
+* a failing component returned as 0 where the exact gradient rounds to a nonzero value
+  ("flushed") is counted apart (beyond ``grad_flushed``); below the dtype's smallest normal on a
+  platform that flushes subnormals (probed; or ``--flush-to-zero``) it grades ``flushed`` and passes.
 
 A function that cannot be differentiated (calls ``.numpy()`` inside, detaches, raises in its
 backward) fails with the framework's own error; a hang past the per-call timeout fails too.
@@ -33,9 +35,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import judging
 from .. import quantities as Q
 from ..dtypes import FORMATS, cast, fmt
+from ..judging import profiles as JP
+from ..judging.core import infinite_input_mask
 from . import profiles as P
+from .gate_harness import (GateUsageError, ReferenceFailure, array_literal, array_summary, call_with_timeout, case_key,
+                           describe_exception, exact_values, jsonable, nested_literal, py_value, reduce_to_unit,
+                           short_number, ulp_text)
 
 AUTODIFF = {"torch": "torch.autograd.grad", "jax": "jax.vjp"}
 GRAD_SEARCH_INPUTS = 12        # generated (search) inputs per dtype differentiated after the fixed cases
@@ -45,7 +53,6 @@ MAX_CONDITION_UNIT = 64        # gradient condition (second derivatives) for uni
 
 def check_usage(framework, quantity):
     """GateUsageError (exit 2) when --grad cannot apply: no autodiff, or nothing to differentiate."""
-    from .gate import GateUsageError
 
     if framework not in AUTODIFF:
         raise GateUsageError(f"--grad needs autodiff: {framework} has none (gradients are taken with "
@@ -55,7 +62,7 @@ def check_usage(framework, quantity):
         raise GateUsageError(f"--grad: {q.signature()} has no float argument to differentiate")
 
 
-def _backend(framework):
+def load_backend(framework):
     from ..backends import load
 
     return load(framework)
@@ -78,9 +85,8 @@ _VJP_CACHE_MAX = 2000
 
 
 def _key(qname, dtype, inputs, cot):
-    from .gate import _key as fkey
 
-    return fkey(qname, dtype, list(inputs) + [np.asarray(cot, dtype=np.float64)])
+    return case_key(qname, dtype, list(inputs) + [np.asarray(cot, dtype=np.float64)])
 
 
 def exact_vjp(q, dtype, ref, cot, max_unit=MAX_CONDITION_UNIT):
@@ -123,17 +129,16 @@ class GradOutcome:
 def evaluate(mod, op, q, dtype, inputs, *, device="cpu", timeout=20.0, cotangent=None):
     """The user's gradient on ``inputs`` (numpy in the dtype), with its exact VJP and condition.
 
-    Raises Q.InputError (inputs outside the gradient's domain) or _ReferenceError.
+    Raises Q.InputError (inputs outside the gradient's domain) or ReferenceFailure.
     """
     from ..backends.grad import GradUnsupported, vjp_function
-    from .gate import _fmt_exc, _ReferenceError, call_with_timeout
     from .grad_compare import GradResult, judge_gradient, prepare_grad_inputs
 
     gin, ref, cot = prepare_grad_inputs(q, inputs, dtype, cotangent)
     try:
         exact, conds = exact_vjp(q, dtype, ref, cot)
     except Exception as e:  # noqa: BLE001 - a reference limitation must not fail the user's build
-        raise _ReferenceError(_fmt_exc(e)) from e
+        raise ReferenceFailure(describe_exception(e)) from e
     run = vjp_function(mod, op, q, device)
     t0 = time.perf_counter()
     with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -145,7 +150,7 @@ def evaluate(mod, op, q, dtype, inputs, *, device="cpu", timeout=20.0, cotangent
         return GradOutcome("timeout", message=f"its gradient ({how}) did not return within the per-call timeout "
                            f"of {timeout:g} s (hang); --timeout sets it", seconds=dt)
     if err is not None:
-        msg = str(err).strip() if isinstance(err, GradUnsupported) else _fmt_exc(err)
+        msg = str(err).strip() if isinstance(err, GradUnsupported) else describe_exception(err)
         msg = msg.splitlines()[0] if msg else type(err).__name__
         return GradOutcome("not_differentiable", message=f"not differentiable with {how}: {msg}", seconds=dt)
     if dt > timeout:
@@ -174,24 +179,33 @@ def evaluate(mod, op, q, dtype, inputs, *, device="cpu", timeout=20.0, cotangent
 
 @dataclass
 class ArgVerdict:
-    """One argument's gradient on one case, judged."""
+    """One argument's gradient on one case, graded by the one judge (:func:`judging.grade_elements`)."""
 
     comparison: object             # GradComparison
-    T: np.ndarray                  # term scale (GRAD_SCALES)
-    allowed: np.ndarray
-    score: np.ndarray              # error / allowed (<= 1 passes); NaN where non-finite; 0 where unjudged
-    nonfinite: np.ndarray          # bool: judged non-finite mismatches
+    S: np.ndarray                  # the envelope scale (judging.GRAD_SCALES: the closed-form VJP's terms)
+    allowed: np.ndarray            # the larger of the two allowances, max(conditioned, envelope)
+    score: np.ndarray              # |err| / allowed; NaN where non-finite; 0 where unjudged or accepted
+    nonfinite: np.ndarray          # bool: judged, failing non-finite mismatches
     flushed: np.ndarray            # bool: 0 returned where the exact gradient rounds nonzero
-    flushed_bad: np.ndarray        # bool: flushed and not excused
+    flushed_bad: np.ndarray        # bool: flushed and failing
     boundary: np.ndarray           # bool: finite where the exact gradient is a one-sided +-inf
     unjudged: np.ndarray           # bool
     n: int = 1
     scalar: bool = False
     abs_err: np.ndarray | None = None   # |g - g*| as judged (0 where correctly rounded or unjudged)
+    graded: object = None          # the judging.Judgement of this argument's gradient
+    codes: np.ndarray | None = None     # grade codes (flushed-input judgements taken where better)
+    failing: np.ndarray | None = None   # bool: judged components whose grade the profile does not pass
+    accepted: np.ndarray | None = None  # bool: accepted whatever the grade (boundary, the profile's exceptions)
 
     @property
     def cae(self):
         return self.comparison.cae
+
+    @property
+    def errors(self) -> np.ndarray:
+        """Failing components that are neither non-finite nor flushed (judged by their error)."""
+        return self.failing & ~self.nonfinite & ~self.flushed_bad
 
 
 @dataclass
@@ -217,6 +231,34 @@ class GradJudgement:
     @property
     def components(self):
         return int(sum(a.score.size for a in self.args.values()))
+
+    @property
+    def grades(self) -> dict:
+        """Judged components per grade, over every argument."""
+        counts = np.zeros(len(judging.GRADES), np.int64)
+        for a in self.args.values():
+            if a.codes is not None:
+                counts += np.bincount(np.asarray(a.codes)[~a.unjudged].ravel().astype(np.int64),
+                                      minlength=len(judging.GRADES))
+        return {g: int(k) for g, k in zip(judging.GRADES, counts) if k}
+
+    def worst_component(self):
+        """((grade code, min(score, 1e3)), argument name, index) of the worst judged component, or None."""
+        best = None
+        for name, a in self.args.items():
+            if a.codes is None:
+                continue
+            with np.errstate(all="ignore"):
+                s = np.where(np.isfinite(a.score), np.minimum(a.score, 1e3), 1e3)
+            key = np.where(~a.unjudged, np.asarray(a.codes, np.float64) * 1e4 + s, -1.0)
+            if key.size == 0 or key.max() < 0:
+                continue
+            i = np.unravel_index(int(np.argmax(key)), key.shape)
+            i = tuple(int(k) for k in i)
+            k = (int(a.codes[i]), float(s[i]))
+            if best is None or k > best[0]:
+                best = (k, name, i)
+        return best
 
     @property
     def max_cae(self):
@@ -258,12 +300,11 @@ def _unit_masks(gctx, gin):
     shape = Q.output_shape(gctx.q, vals)
     m = np.zeros(shape, bool)
     if th.infinite_inputs == "masks":
-        m |= P.unjudged_mask(gctx.q.name, gin)
+        m |= infinite_input_mask(gctx.q, gin)
     return m
 
 
 def _forward_undefined(gctx, gin):
-    from .gate import exact_values
 
     try:
         ex = exact_values(gctx.q.name, gctx.dtype, gin)
@@ -273,7 +314,7 @@ def _forward_undefined(gctx, gin):
 
 
 def judge(gctx, inputs, outcome: GradOutcome, label="") -> GradJudgement:
-    """Judge the user's gradient on one case with the profile's grad_* thresholds."""
+    """Grade the user's gradient on one case with the one judge under the profile's ``grad_pass``."""
     if not outcome.ok:
         return GradJudgement(True, outcome.kind, outcome.message, inputs, label, outcome)
     res = outcome.result
@@ -282,14 +323,14 @@ def judge(gctx, inputs, outcome: GradOutcome, label="") -> GradJudgement:
         return j
     first = next(iter(res.args.values()))
     gin, cot = first.inputs, first.cotangent
-    T_all = P.grad_scale(gctx.q.name, gin, cot, gctx.dtype, gctx.flushing)
+    S_all = judging.grad_scale(gctx.q, gin, cot, gctx.dtype, gctx.flushing)
     unit_mask = _unit_masks(gctx, gin)
-    verdicts = _judge_args(gctx, res, T_all, unit_mask)
+    verdicts = _judge_args(gctx, res, S_all, unit_mask)
     if not gctx.thresholds.require_nan and _any_failure(gctx, verdicts):
         und = _forward_undefined(gctx, gin)  # lazily: only where something would fail
         if und is not None and und.any():
             unit_mask = unit_mask | und
-            verdicts = _judge_args(gctx, res, T_all, unit_mask)
+            verdicts = _judge_args(gctx, res, S_all, unit_mask)
     if gctx.flushes_inputs and _any_failure(gctx, verdicts):
         verdicts = _with_flushed_inputs(gctx, res, verdicts, unit_mask)
     j.args = verdicts
@@ -297,12 +338,20 @@ def judge(gctx, inputs, outcome: GradOutcome, label="") -> GradJudgement:
     return j
 
 
+def _flush_subnormals(a, dtype):
+    """Values (float64) that are subnormal in ``dtype`` replaced by a zero of the same sign."""
+    tiny = fmt(dtype).tiny
+    a = np.asarray(a, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        sub = np.isfinite(a) & (a != 0) & (np.abs(a) < tiny)
+    return np.where(sub, np.copysign(0.0, a), a), bool(sub.any())
+
+
 def _with_flushed_inputs(gctx, res, verdicts, unit_mask):
     """On a platform that reads subnormal inputs as zero (XLA on CPU, probed), a component also
     passes when it matches the exact gradient at the flushed inputs (as forward values do)."""
     from dataclasses import replace as dc_replace
 
-    from . import ftz as FTZ
     from .condition import condition_aware_error
     from .grad_compare import GradResult
     from .metrics import element_errors
@@ -310,9 +359,16 @@ def _with_flushed_inputs(gctx, res, verdicts, unit_mask):
     first = next(iter(res.args.values()))
     gin, cot = first.inputs, first.cotangent
     float_args = [a.is_float_array for a in gctx.q.args]
-    if not any(fa and FTZ.has_subnormal(v, gctx.dtype) for fa, v in zip(float_args, gin)):
+    fin, any_sub = [], False
+    for fa, v in zip(float_args, gin):
+        if fa:
+            f64, sub = _flush_subnormals(v, gctx.dtype)
+            any_sub |= sub
+            fin.append(cast(f64, gctx.dtype))
+        else:
+            fin.append(v)
+    if not any_sub:
         return verdicts
-    fin = [cast(FTZ.flush(v, gctx.dtype), gctx.dtype) if fa else v for fa, v in zip(float_args, gin)]
     ref = [v.astype(np.float64) if fa else v for fa, v in zip(float_args, fin)]
     try:
         exact, conds = exact_vjp(gctx.q, gctx.dtype, ref, cot)
@@ -325,89 +381,89 @@ def _with_flushed_inputs(gctx, res, verdicts, unit_mask):
         cond = conds.get(name)
         cae = condition_aware_error(errs, cond, u) if cond is not None else None
         alt.args[name] = dc_replace(c, inputs=fin, exact=exact[name], errors=errs, condition=cond, cae=cae)
-    v2 = _judge_args(gctx, alt, P.grad_scale(gctx.q.name, fin, cot, gctx.dtype, gctx.flushing), unit_mask)
+    v2 = _judge_args(gctx, alt, judging.grad_scale(gctx.q, fin, cot, gctx.dtype, gctx.flushing), unit_mask)
     out = {}
+    fl = judging.grades.CODE[judging.FLUSHED]
     for name, a in verdicts.items():
         b = v2[name]
-        with np.errstate(all="ignore"):
-            bad_a = a.nonfinite | a.flushed_bad | (np.nan_to_num(a.score, nan=np.inf) > 1)
-            bad_b = b.nonfinite | b.flushed_bad | (np.nan_to_num(b.score, nan=np.inf) > 1)
-            take = bad_a & ~bad_b
+        take = a.failing & ~b.failing
+        codes = np.where(take, np.where(b.codes <= fl, fl, b.codes), a.codes)
         out[name] = dc_replace(a, score=np.where(take, b.score, a.score), nonfinite=np.where(take, b.nonfinite, a.nonfinite),
                                flushed_bad=np.where(take, b.flushed_bad, a.flushed_bad),
                                boundary=np.where(take, b.boundary, a.boundary),
-                               abs_err=np.where(take, b.abs_err, a.abs_err))
+                               abs_err=np.where(take, b.abs_err, a.abs_err), codes=codes.astype(np.int8),
+                               failing=a.failing & ~take)
     return out
 
 
 def _any_failure(gctx, verdicts):
+    return any(bool(np.any(v.failing)) for v in verdicts.values())
+
+
+def _judge_args(gctx, res, S_all, unit_mask):
+    """Grade every argument's gradient: :func:`judging.grade_elements` with N = the gradient's
+    sensitivity sum_j |dg/dx_j| |x_j| (exact second derivatives, :mod:`.condition`; 0 where not
+    computed) and S = the closed-form VJP's terms (:data:`judging.GRAD_SCALES`); n = the row
+    length, or for a scalar argument the number of entries its gradient sums over. Then the
+    profile: ``grad_pass``, the boundary convention, the exceptions, and the tolerated counts of
+    non-finite and flushed components."""
     th = gctx.thresholds
-    nf = sum(int(v.nonfinite.sum()) for v in verdicts.values())
-    fl = sum(int(v.flushed_bad.sum()) for v in verdicts.values())
-    bad = any(bool(np.any(np.nan_to_num(v.score, nan=0.0) > 1.0) & True) for v in verdicts.values())
-    return nf > th.grad_nonfinite or fl > th.grad_flushed or bad
-
-
-def _judge_args(gctx, res, T_all, unit_mask):
-    from ..dtypes import ulp_of
-
-    th = gctx.thresholds
+    prof = gctx.profile
     q = gctx.q
-    f = fmt(gctx.dtype)
-    u = f.unit_roundoff
+    nf_code = judging.grades.CODE[judging.NONFINITE]
     out = {}
     for name, c in res.args.items():
         arg = q.args[q.arg_names.index(name)]
         scalar = arg.is_scalar
-        y = c.result
         hi = np.asarray(c.exact.hi, dtype=np.float64)
-        expected = c.errors.expected
-        n = P.reduction_length(q.name, c.inputs) if not scalar else max(1, int(np.prod(unit_mask.shape)))
+        y = np.asarray(c.result, dtype=np.float64).reshape(hi.shape)
         if scalar:
+            first = next(np.asarray(v) for v, a in zip(c.inputs, q.args) if a.is_float_array)
+            n = max(1, int(first.size))   # its gradient sums every entry's partial
             unj = np.array(bool(unit_mask.any()))
         else:
-            unj = _to_arg_shape(q, unit_mask, y.shape)
+            n = judging.reduction_length(q, c.inputs)
+            unj = _to_arg_shape(q, unit_mask, hi.shape)
+        N = c.condition.sensitivity if c.condition is not None else np.zeros(hi.shape)
+        S = np.asarray(S_all.get(name, np.zeros(hi.shape)), dtype=np.float64)
+        g = judging.grade_elements(y, c.exact, gctx.dtype, n=n, N=np.broadcast_to(N, hi.shape),
+                                   S=np.broadcast_to(S, hi.shape), ftz=gctx.flush_flags)
         with np.errstate(all="ignore"):
-            if not th.require_nan:
-                unj = unj | np.isnan(hi)
-            nfc = c.errors.nonfinite
-            nonfinite = (nfc != "") & ~unj
-            boundary = np.isinf(hi) & np.isfinite(y)
+            boundary = np.isinf(hi) & np.isfinite(y) & ~unj
+            accepted = th.grad_accepted(g, scalar)
+            accepted = np.zeros(hi.shape, bool) if accepted is None else accepted
             if th.grad_boundary == "accept":
-                nonfinite &= ~boundary
-            abs_err = np.asarray(c.errors.abs, dtype=np.float64).copy()
-            # the exact value is finite but beyond the dtype's range: a finite y is judged by its error
-            beyond = np.isfinite(hi) & ~np.isfinite(expected) & np.isfinite(y) & nonfinite
-            nonfinite &= ~beyond
-            abs_err = np.where(beyond, np.abs(y - hi), abs_err)
-            if th.overflow_margin > 1:  # an infinity of the right sign next to the top of the range
-                near = (np.isfinite(hi) & np.isinf(y) & (np.sign(y) == np.sign(hi))
-                        & (np.abs(hi) > f.max / th.overflow_margin) & nonfinite)
-                nonfinite &= ~near
-                abs_err = np.where(near, 0.0, abs_err)
-            exact_ok = np.isfinite(y) & (y == expected)   # correctly rounded: no error at all
-            abs_err = np.where(exact_ok, 0.0, abs_err)
-            T = np.asarray(T_all.get(name, np.zeros(y.shape)), dtype=np.float64)
-            N = c.condition.sensitivity if c.condition is not None else None
-            ulp = np.where(np.isfinite(hi), ulp_of(hi, f), f.smallest_subnormal)
-            allowed = th.grad_allowed(n, u, N, np.where(np.isfinite(hi), np.abs(hi), 0.0), T, ulp, scalar)
-            score = np.where(np.isfinite(abs_err), abs_err / allowed, np.nan)
+                accepted = accepted | boundary
+            fail = JP.failing_mask(g, prof, accepted) & ~unj
+            judged = JP.judged_mask(g, prof) & ~unj
+            nonfinite = fail & (g.codes == nf_code)
+            flushed = (y == 0) & (g.expected != 0) & np.isfinite(g.expected) & judged
+            flushed_bad = flushed & fail & ~nonfinite
+            allowed = np.maximum(g.allow_conditioned, g.allow_envelope)
+            score = np.where(np.isfinite(g.abs), g.abs / allowed, np.nan)
             score = np.where(nonfinite, np.nan, score)
-            score = np.where(unj | (exact_ok & ~nonfinite), 0.0, score)
-            if th.grad_boundary == "accept":
-                score = np.where(boundary & ~unj, 0.0, score)
-            flushed = (y == 0) & (expected != 0) & np.isfinite(expected) & ~unj
-            sub = np.abs(expected) < f.tiny
-            excused = flushed & ((sub & gctx.flushing) | (np.nan_to_num(score, nan=np.inf) <= 1.0))
-            score = np.where(flushed & sub & gctx.flushing, 0.0, score)
-            flushed_bad = flushed & ~excused
-            # flushed components are judged by the flush count, not again by the error rule
-            score = np.where(flushed_bad, 0.0, score)
-        out[name] = ArgVerdict(c, T, allowed, np.asarray(score, dtype=np.float64), np.asarray(nonfinite, bool),
-                               np.asarray(flushed, bool), np.asarray(flushed_bad, bool),
-                               np.asarray(boundary & ~unj, bool), np.asarray(unj, bool), n, scalar,
-                               np.where(unj, 0.0, abs_err))
+            # unjudged, accepted and passing components score 0 only where their error is not finite
+            score = np.where(~judged | (accepted & ~fail) | flushed_bad, 0.0, score)
+            score = np.where(np.isnan(score) & ~nonfinite, 0.0, score)
+        out[name] = ArgVerdict(c, S, allowed, np.asarray(score, dtype=np.float64), np.asarray(nonfinite, bool),
+                               np.asarray(flushed, bool), np.asarray(flushed_bad, bool), np.asarray(boundary, bool),
+                               np.asarray(~judged, bool), n, scalar, np.where(judged, g.abs, 0.0), g,
+                               g.codes.copy(), np.asarray(fail, bool), np.asarray(accepted, bool))
     return out
+
+
+def _tolerated(th, v, i):
+    """Why a component below the passing grade passes: a convention or the profile's exceptions."""
+    if v.boundary[i] and th.grad_boundary == "accept":
+        return "accepted: a finite value at a one-sided infinite derivative (grad_boundary = accept)"
+    if v.accepted[i]:
+        return "accepted by the profile's " + ", ".join(f"{k} = {x!r}" for k, x in th.exceptions(grad=True).items())
+    if v.flushed[i]:
+        return f"tolerated: grad_flushed = {th.grad_flushed}"
+    if v.codes[i] == judging.grades.CODE[judging.NONFINITE]:
+        return (f"tolerated: grad_nonfinite = {th.grad_nonfinite}" if th.grad_nonfinite else
+                f"tolerated: an overflow within a factor {th.overflow_margin:g} of the dtype's max (overflow_margin)")
+    return "tolerated by the profile"
 
 
 def _idx(a, mask):
@@ -415,15 +471,18 @@ def _idx(a, mask):
     return tuple(int(i) for i in w[0]) if w.size else ()
 
 
-def _num(v):
-    from .gate import _num as fnum
-
-    return fnum(v)
+def _worst_of(v, mask):
+    """Index of the worst component of ``mask`` in one argument (largest score, non-finite first)."""
+    with np.errstate(all="ignore"):
+        s = np.where(mask, np.where(np.isfinite(v.score), v.score, 1e300), -1.0)
+    return tuple(int(k) for k in np.unravel_index(int(np.argmax(s)), s.shape)) if s.ndim else ()
 
 
 def _explain(gctx, j):
-    """Set failed / kind / message / worst from the argument verdicts."""
+    """Set failed / kind / message / worst from the argument verdicts: the count limits of the
+    profile, then the worst failing component with its grade and both allowances."""
     th = gctx.thresholds
+    prof = gctx.profile
     reasons = []
     nf = j.count("nonfinite")
     if nf > th.grad_nonfinite:
@@ -432,46 +491,41 @@ def _explain(gctx, j):
                 i = _idx(v.nonfinite, v.nonfinite)
                 c = v.comparison
                 reasons.append(f"{nf} non-finite gradient component(s) (limit {th.grad_nonfinite}): d/d{name} returned "
-                               f"{_num(c.result[i])} where the exact gradient is {_num(c.exact.hi[i])} "
-                               f"[{c.errors.nonfinite[i]}] at index {i}")
+                               f"{short_number(c.result[i])} where the exact gradient is {short_number(c.exact.hi[i])} "
+                               f"[{v.graded.nonfinite[i] or c.errors.nonfinite[i]}] at index {i} -> nonfinite")
                 j.worst = j.worst or (name, i)
                 break
     fl = j.count("flushed_bad")
     if fl > th.grad_flushed:
         for name, v in j.args.items():
             if v.flushed_bad.any():
-                i = _idx(v.flushed_bad, v.flushed_bad)
+                i = _worst_of(v, v.flushed_bad)
                 c = v.comparison
-                cae = f"; condition-aware error {c.cae[i]:.3g}" if c.cae is not None and np.isfinite(c.cae[i]) else ""
                 reasons.append(f"{fl} gradient component(s) flushed to 0 (limit {th.grad_flushed}): d/d{name} returned 0 "
-                               f"where the exact gradient is {_num(c.exact.hi[i])} (rounds to "
-                               f"{_num(c.errors.expected[i])} in {gctx.dtype}) at index {i}{cae}")
+                               f"where the exact gradient is {short_number(c.exact.hi[i])} (rounds to "
+                               f"{short_number(c.errors.expected[i])} in {gctx.dtype}) at index {i}: {v.graded.describe(i)}")
                 j.worst = j.worst or (name, i)
                 break
     worst = None
     for name, v in j.args.items():
-        s = np.where(np.isfinite(v.score), v.score, -1.0)
-        if s.size and s.max() > 1.0:
-            i = tuple(int(k) for k in np.unravel_index(int(np.argmax(s)), s.shape)) if s.ndim else ()
-            if worst is None or s[i] > worst[0]:
-                worst = (float(s[i]), name, i, v)
+        err = v.errors
+        if err.any():
+            i = _worst_of(v, err)
+            s = float(v.score[i]) if np.isfinite(v.score[i]) else np.inf
+            if worst is None or s > worst[0]:
+                worst = (s, name, i, v)
     if worst is not None:
-        sc, name, i, v = worst
+        _, name, i, v = worst
         c = v.comparison
-        L = th.grad_cae_limit(v.n, v.scalar)
-        F = th.grad_floor_limit(v.n)
-        cae = c.cae[i] if c.cae is not None else np.nan
         kappa = c.condition.kappa[i] if c.condition is not None else np.nan
-        cae_txt = (f"condition-aware error {cae:.3g} (kappa {kappa:.3g}), limit {L:.3g}" if np.isfinite(cae)
-                   else f"gradient condition not computed; relative error {c.errors.rel[i]:.3g}")
-        reasons.append(f"d/d{name} error {sc:.3g}x the allowed at index {i}: returned {_num(c.result[i])}, exact "
-                       f"{_num(c.exact.hi[i])} ({cae_txt}; abs {abs(float(c.result[i]) - float(c.exact.hi[i])):.3g} > "
-                       f"allowed {v.allowed[i]:.3g} = max({L:.3g} u (N + |g*|), {F:.3g} u T, {th.grad_ulp:g} ULP))")
+        cond = f"kappa {kappa:.3g}" if np.isfinite(kappa) else "gradient condition not computed"
+        reasons.append(f"d/d{name} error at index {i}: returned {short_number(c.result[i])}, exact {short_number(c.exact.hi[i])} "
+                       f"({cond}{', n = %d summed' % v.n if v.scalar else ''}): {v.graded.describe(i)}")
         j.worst = j.worst or (name, i)
     if reasons:
         j.failed = True
         j.kind = "numerical"
-        j.message = "; ".join(reasons)
+        j.message = f"FAIL under {prof.name} ({prof.passing} and better pass): " + "; ".join(reasons)
 
 
 # ====================================================================== one dtype
@@ -492,16 +546,30 @@ class GradContext:
     flushing: bool = False         # the platform flushes subnormals (probed) or --flush-to-zero
     flushes_inputs: bool = False   # the platform reads subnormal inputs as zero (probed DAZ)
 
+    @property
+    def flush_flags(self):
+        """For :func:`judging.grade_elements`: a flushing platform's zeros where the exact gradient is
+        subnormal grade ``flushed`` (flushed inputs are judged by :func:`_with_flushed_inputs`)."""
+        return True if self.flushing else None
+
+    @property
+    def profile(self) -> judging.Profile:
+        """The judge's profile for gradients: ``grad_pass`` and the value conventions."""
+        p = self.__dict__.get("_profile")
+        if p is None:
+            p = self.thresholds.judging_profile(grad=True)
+            self.__dict__["_profile"] = p
+        return p
+
 
 def select_cases(seen, examples, max_search=GRAD_SEARCH_INPUTS, max_elements=GRAD_MAX_ELEMENTS):
     """(cases, notes): the forward audit's fixed cases (all that fit ``max_elements``) and an evenly
     spaced sample of at most ``min(examples, max_search)`` of its generated inputs, deduplicated."""
-    from .gate import _key as fkey
 
     keys, fixed, search, big = set(), [], [], 0
     for label, inputs, is_fixed in seen:
         size = sum(int(np.asarray(v).size) for v in inputs if isinstance(v, np.ndarray))
-        k = fkey("", "", list(inputs))
+        k = case_key("", "", list(inputs))
         if k in keys:
             continue
         keys.add(k)
@@ -523,10 +591,10 @@ def select_cases(seen, examples, max_search=GRAD_SEARCH_INPUTS, max_elements=GRA
 
 def gate_grad_dtype(gctx: GradContext, cases, log=None):
     """(stats, failing GradJudgement or None, notes) over ``cases`` [(label, inputs)]."""
-    from .gate import _ReferenceError
 
     stats = {"cases": 0, "components": 0, "max_score": 0.0, "max_cae": None, "nonfinite_total": 0, "flushed": 0,
-             "flushed_bad": 0, "boundary": 0, "unjudged": 0, "calls": 0, "call_seconds": 0.0}
+             "flushed_bad": 0, "boundary": 0, "unjudged": 0, "calls": 0, "call_seconds": 0.0, "grades": {}}
+    worst = None   # (key, line) of the worst judged component over every case
     notes, ref_skips, undiff = [], [], {}
     first_fail = None
     for label, inputs in cases:
@@ -535,7 +603,7 @@ def gate_grad_dtype(gctx: GradContext, cases, log=None):
                                timeout=gctx.timeout)
         except Q.InputError:
             continue
-        except _ReferenceError as e:
+        except ReferenceFailure as e:
             ref_skips.append(str(e))
             continue
         stats["calls"] += 1
@@ -554,6 +622,15 @@ def gate_grad_dtype(gctx: GradContext, cases, log=None):
             stats["flushed_bad"] += j.count("flushed_bad")
             stats["boundary"] += j.count("boundary")
             stats["unjudged"] += j.count("unjudged")
+            stats["grades"] = judging.merge_grades(stats["grades"], j.grades)
+            w = j.worst_component()
+            if w is not None and (worst is None or w[0] > worst[0]):
+                key, name, i = w
+                v = j.args[name]
+                line = f"d/d{name} at {i}: {v.graded.describe(i)}"
+                if not v.failing[i] and v.codes[i] > judging.grades.code_of(gctx.profile.passing):
+                    line += f" ({_tolerated(gctx.thresholds, v, i)})"
+                worst = (key, line)
         if j.failed and first_fail is None:
             first_fail = j
         if j.kind in ("timeout", "not_differentiable"):
@@ -574,12 +651,12 @@ def gate_grad_dtype(gctx: GradContext, cases, log=None):
                      + (" or below the smallest normal on this flushing platform" if gctx.flushing else ""))
     if first_fail is not None:
         first_fail = _shrink(gctx, first_fail)
+    stats["worst_line"] = worst[1] if worst is not None else ""
     return stats, first_fail, notes
 
 
 def _shrink(gctx, j):
     """Reduce a numerical failure to the one row / element holding its worst component."""
-    from .gate import reduce_to_unit
 
     if j.kind != "numerical" or j.worst is None:
         return j
@@ -609,7 +686,6 @@ def _shrink(gctx, j):
 
 def reproducer(gctx: GradContext, j: GradJudgement, impl_import: str, fn_name: str) -> str:
     """Copy-paste Python that recomputes the user's gradient with the framework's autodiff."""
-    from .gate import _lit, _nested, _pyval, _summ, _ulp_txt
 
     ad = gctx.adapter
     q = gctx.q
@@ -630,23 +706,23 @@ def reproducer(gctx: GradContext, j: GradJudgement, impl_import: str, fn_name: s
         names.append(arg.name)
         if isinstance(v, np.ndarray):
             if arg.kind == Q.LABEL:
-                lines.append(f"{arg.name} = {_lit(ad, v, d, True)}")
+                lines.append(f"{arg.name} = {array_literal(ad, v, d, True)}")
                 continue
             if v.size > 20000:
                 lines.append(f"{arg.name} = ...  # {v.shape} {d} array: too large to print; see the JSON report")
             else:
-                lit = _lit(ad, v, d)
+                lit = array_literal(ad, v, d)
                 lines.append(f"{arg.name} = {lit}" + (".requires_grad_()" if fw == "torch" else ""))
             diff.append(arg.name)
         elif arg.is_scalar and arg.name not in undiff:
             if fw == "torch":
-                lines.append(f"{arg.name} = torch.tensor({_pyval(v)}, dtype=torch.{d}"
+                lines.append(f"{arg.name} = torch.tensor({py_value(v)}, dtype=torch.{d}"
                              + (f", device={ad.device!r}" if ad.device != "cpu" else "") + ", requires_grad=True)")
             else:
-                lines.append(f"{arg.name} = jnp.array({_pyval(v)}, dtype=jnp.{d})")
+                lines.append(f"{arg.name} = jnp.array({py_value(v)}, dtype=jnp.{d})")
             diff.append(arg.name)
         else:
-            lines.append(f"{arg.name} = {_pyval(v)}")
+            lines.append(f"{arg.name} = {py_value(v)}")
     call = f"{fn_name}({', '.join(names)})"
     grads = ", ".join(f"grad_{n}" for n in diff) + ("," if len(diff) == 1 else "")
     cot = comp.cotangent if comp is not None else None
@@ -665,15 +741,15 @@ def reproducer(gctx: GradContext, j: GradJudgement, impl_import: str, fn_name: s
     for name, v in j.args.items():
         c = v.comparison
         y, e = c.result, c.errors.expected
-        lines.append(f"# d/d{name} returned: {_nested(y) if y.size <= 64 else _summ(y)}")
-        lines.append(f"# d/d{name} exact:    {_nested(e) if e.size <= 64 else _summ(e)}   (exact gradient correctly "
+        lines.append(f"# d/d{name} returned: {nested_literal(y) if y.size <= 64 else array_summary(y)}")
+        lines.append(f"# d/d{name} exact:    {nested_literal(e) if e.size <= 64 else array_summary(e)}   (exact gradient correctly "
                      f"rounded to {d})")
     if j.worst is not None and j.worst[0] in j.args:
         name, i = j.worst
         c = j.args[name].comparison
         cae = f", condition-aware error {c.cae[i]:.3g}" if c.cae is not None and np.isfinite(c.cae[i]) else ""
-        lines.append(f"# worst: d/d{name} at {i}: returned {_pyval(c.result[i])}, exact {_pyval(c.exact.hi[i])}"
-                     f" (+ {float(c.exact.lo[i]):.3g}), {_ulp_txt(c.errors.ulp[i])}{cae}")
+        lines.append(f"# worst: d/d{name} at {i}: returned {py_value(c.result[i])}, exact {py_value(c.exact.hi[i])}"
+                     f" (+ {float(c.exact.lo[i]):.3g}), {ulp_text(c.errors.ulp[i])}{cae}")
     lines.append(f"# problem: {j.message}")
     return "\n".join(lines)
 
@@ -682,35 +758,33 @@ def _cotangent_literal(ad, q, cot, d):
     """The cotangent as code: the default pattern of softmax / log_softmax rows as a formula
     (reference.derivatives.default_cotangent), anything else as a literal."""
     from ..reference.derivatives import default_cotangent
-    from .gate import _lit, _pyval
 
     cot = np.asarray(cot, dtype=np.float64)
     if cot.ndim == 0:
-        return _pyval(cot)
+        return py_value(cot)
     if q.structure == Q.ROW and cot.ndim == 2 and cot.size > 8 and np.array_equal(cot, default_cotangent(q, cot.shape)):
         B, n = cot.shape
         rows = f"[[((3 * i + 5 * b) % 9 - 4) / 4 for i in range({n})] for b in range({B})]"
         return ad.literal(rows, d, cot.shape)
-    return _lit(ad, cot, d)
+    return array_literal(ad, cot, d)
 
 
 def failure_dict(gctx, j, impl_import, fn_name):
-    from .gate import _jsonable
 
     out = {"kind": j.kind, "message": j.message, "label": j.label,
            "reproducer": reproducer(gctx, j, impl_import, fn_name)}
     if j.args:
         first = next(iter(j.args.values())).comparison
-        out["inputs"] = [_jsonable(v) for v in first.inputs]
-        out["cotangent"] = _jsonable(np.asarray(first.cotangent, dtype=np.float64))
-        out["gradients"] = {name: {"returned": _jsonable(np.asarray(v.comparison.result)),
-                                   "expected": _jsonable(np.asarray(v.comparison.errors.expected)),
-                                   "exact_hi": _jsonable(np.asarray(v.comparison.exact.hi, dtype=np.float64))}
+        out["inputs"] = [jsonable(v) for v in first.inputs]
+        out["cotangent"] = jsonable(np.asarray(first.cotangent, dtype=np.float64))
+        out["gradients"] = {name: {"returned": jsonable(np.asarray(v.comparison.result)),
+                                   "expected": jsonable(np.asarray(v.comparison.errors.expected)),
+                                   "exact_hi": jsonable(np.asarray(v.comparison.exact.hi, dtype=np.float64))}
                             for name, v in j.args.items()}
         if j.worst is not None:
             out["worst"] = {"arg": j.worst[0], "index": list(j.worst[1])}
     else:
-        out["inputs"] = [_jsonable(v) for v in j.inputs]
+        out["inputs"] = [jsonable(v) for v in j.inputs]
     return out
 
 
@@ -727,7 +801,8 @@ def grad_cell(ctx, fn, *, examples, impl_import, fn_name, timeout, baseline_cell
     """
     t0 = time.perf_counter()
     th = ctx.thresholds
-    cell = {"verdict": "pass", "cases": 0, "components": 0, "max_score": 0.0, "max_cae": None, "nonfinite_total": 0,
+    cell = {"verdict": "pass", "grade": None, "grades": {}, "profile": th.profile, "why": "", "cases": 0,
+            "components": 0, "max_score": 0.0, "max_cae": None, "nonfinite_total": 0,
             "flushed": 0, "flushed_bad": 0, "boundary": 0, "unjudged": 0, "calls": 0, "call_seconds": 0.0,
             "thresholds": th.grad_as_dict(), "threshold_text": th.grad_describe(), "notes": [], "failure": None,
             "how": "", "seconds": 0.0}
@@ -736,7 +811,7 @@ def grad_cell(ctx, fn, *, examples, impl_import, fn_name, timeout, baseline_cell
         cell["notes"].append(skip_reason)
         return cell
     ad = ctx.harness.ad
-    mod = _backend(ad.name)
+    mod = load_backend(ad.name)
     if ctx.dtype not in getattr(mod, "DTYPES", (ctx.dtype,)):
         cell["verdict"] = "skipped"
         cell["notes"].append(f"{ad.name} has no {ctx.dtype} gradients here")
@@ -748,7 +823,11 @@ def grad_cell(ctx, fn, *, examples, impl_import, fn_name, timeout, baseline_cell
     if log:
         log(f"  {ctx.dtype}: differentiating {len(cases)} case(s) ...")
     stats, failing, more = gate_grad_dtype(gctx, cases)
+    worst_line = stats.pop("worst_line", "")
     cell.update(stats)
+    cell["grade"] = judging.worst_grade(cell["grades"])
+    prof = gctx.profile
+    cell["why"] = f"PASS under {prof.name} ({prof.passing} and better pass): " + (worst_line or "no component judged")
     cell["notes"] += notes + more
     base = (baseline_cell or {}).get("grad") if baseline_cell is not None else None
     if baseline_cell is not None and not isinstance(base, dict):
@@ -767,20 +846,24 @@ def grad_cell(ctx, fn, *, examples, impl_import, fn_name, timeout, baseline_cell
             worse.append(f"{cell['flushed_bad']} flushed component(s); the baseline had {int(base.get('flushed_bad', 0))}")
         lim = float(base.get("max_score", 0.0))
         if cell["max_score"] > lim * (1 + 1e-9) + 1e-12 and cell["max_score"] > 1.0:
-            worse.append(f"gradient error {cell['max_score']:.3g}x the allowed; the baseline's worst was {lim:.3g}x")
+            worse.append(f"gradient error {cell['max_score']:.3g}x the larger allowance; the baseline's worst was "
+                         f"{lim:.3g}x")
         if failing is not None and failing.kind not in ("numerical",) and (base.get("failure") or {}).get("kind") != failing.kind:
             worse.append(failing.message)
         if worse:
             cell["verdict"] = "fail"
             msg = "worse than the baseline: " + "; ".join(worse)
+            cell["why"] = msg
             if cell["failure"] is None:
                 cell["failure"] = {"kind": "numerical", "message": msg, "label": "", "reproducer": ""}
             else:
                 cell["failure"]["message"] = msg + " (" + cell["failure"]["message"] + ")"
         else:
             cell["failure"] = None
+            cell["why"] = "no worse than the baseline; " + cell["why"]
     elif failing is not None:
         cell["verdict"] = "fail"
+        cell["why"] = failing.message
     elif cell["cases"] == 0 and cell["calls"] == 0:
         cell["verdict"] = "fail" if cases else "skipped"
         if cases:
@@ -791,6 +874,6 @@ def grad_cell(ctx, fn, *, examples, impl_import, fn_name, timeout, baseline_cell
     return cell
 
 
-__all__ = ["check_usage", "user_op", "evaluate", "exact_vjp", "judge", "select_cases", "gate_grad_dtype", "reproducer",
+__all__ = ["check_usage", "load_backend", "user_op", "evaluate", "exact_vjp", "judge", "select_cases", "gate_grad_dtype", "reproducer",
            "grad_cell",
            "GradContext", "GradOutcome", "GradJudgement", "ArgVerdict", "AUTODIFF"]

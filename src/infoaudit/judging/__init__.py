@@ -7,7 +7,8 @@ of a computed result (``correctly_rounded``, ``faithful``, ``conditioned``, ``en
 ``grade_elements`` is the same core with caller-supplied scales (gradients). docs/grades.md
 states the contract: c(n), the scales, the per-quantity S table and the invariants.
 
-Modules: :mod:`.grades` (the grades and c(n)), :mod:`.scales` (N and S), :mod:`.invariants`
+Modules: :mod:`.grades` (the grades and c(n)), :mod:`.scales` (N and S), :mod:`.gradient_scales`
+(S of a gradient: the closed-form VJP's terms), :mod:`.invariants`
 (the one checker), :mod:`.tags` (per-quantity facts), :mod:`.core` (judging), :mod:`.profiles`
 (which grade passes).
 """
@@ -15,14 +16,16 @@ from __future__ import annotations
 
 from . import profiles
 from .core import Judgement, format_ulps, grade_elements, judge
+from .gradient_scales import GRAD_SCALES, grad_scale, grad_scale_reason
 from .grades import (CLASSES, CONDITIONED, CORRECTLY_ROUNDED, ENVELOPE, FAITHFUL, FLUSHED, GRADES, INVARIANT,
                      NONFINITE, UNSTABLE, allowance_constant, merge_grades, worst_grade)
 from .invariants import InvariantCheck, check_invariants
 from .profiles import DEFAULT, STRICT, Profile
-from .scales import N_SAFETY, SCALES, envelope, scale_reason, sensitivity
+from .scales import N_SAFETY, SCALES, envelope, reduction_length, scale_reason, sensitivity
 from .tags import tags
 
 __all__ = ["judge", "grade_elements", "Judgement", "format_ulps", "profiles", "Profile", "DEFAULT", "STRICT",
            "GRADES", "CLASSES", "CORRECTLY_ROUNDED", "FAITHFUL", "FLUSHED", "CONDITIONED", "ENVELOPE", "UNSTABLE",
            "INVARIANT", "NONFINITE", "allowance_constant", "merge_grades", "worst_grade", "check_invariants",
-           "InvariantCheck", "N_SAFETY", "SCALES", "sensitivity", "envelope", "scale_reason", "tags"]
+           "InvariantCheck", "N_SAFETY", "SCALES", "sensitivity", "envelope", "scale_reason", "tags", "GRAD_SCALES",
+           "grad_scale", "grad_scale_reason", "reduction_length"]

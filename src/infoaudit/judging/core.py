@@ -79,6 +79,7 @@ class Judgement:
     infinite_inputs: np.ndarray
     invariants: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    band_codes: np.ndarray | None = None   # the grades before the invariant class was applied
 
     # ------------------------------------------------------------ cell level
 
@@ -137,22 +138,23 @@ class Judgement:
             line += f" ({'; '.join(self.invariants)})"
         return line
 
-    def verdict(self, profile="default") -> str:
-        """"pass" or "fail" under a profile (a :class:`judging.profiles.Profile` or its name)."""
+    def verdict(self, profile="default", accepted=None) -> str:
+        """"pass" or "fail" under a profile (a :class:`judging.profiles.Profile` or its name);
+        ``accepted``: elements the caller accepts whatever their grade (see ``profiles.failing_mask``)."""
         from .profiles import verdict
-        return verdict(self, profile)
+        return verdict(self, profile, accepted)
 
-    def explain(self, profile="default") -> str:
+    def explain(self, profile="default", accepted=None) -> str:
         """The verdict in one line, naming the grade reached and both allowances."""
         from .profiles import explain
-        return explain(self, profile)
+        return explain(self, profile, accepted)
 
-    def summary(self, profile="default") -> dict:
+    def summary(self, profile="default", accepted=None) -> dict:
         """The cell-level fields of the results JSON: grade, grades, verdict, profile, why."""
         from .profiles import explain, get, verdict
         p = get(profile)
-        return {"grade": self.grade, "grades": self.grades, "verdict": verdict(self, p), "profile": p.name,
-                "why": explain(self, p)}
+        return {"grade": self.grade, "grades": self.grades, "verdict": verdict(self, p, accepted), "profile": p.name,
+                "why": explain(self, p, accepted)}
 
 
 def flush_flags(ftz) -> tuple:
@@ -302,6 +304,7 @@ def judge(quantity, inputs, computed, exact=None, dtype=None, *, ftz=None) -> Ju
         flushed_inputs = _flush_subnormal_inputs(q, inputs, dname)
         if flushed_inputs is not None:
             _take_flushed_inputs(j, q, flushed_inputs, computed, dname, ftz)
+    j.band_codes = j.codes.copy()
     tol = np.maximum(j.allow_conditioned, j.allow_envelope)
     inv = check_invariants(q, inputs, j.computed, dname, exact=j.exact_hi, tol=tol, flushed=j.codes == _FL)
     if inv.any:

@@ -34,7 +34,7 @@ CPU backends within about 1 ULP): 8u. A pairwise or blocked sum of n terms adds 
 level of its tree, ceil(log2 n) levels, doubled for the sequential tails of blocked sums:
 2 ceil(log2 n) u.
 
-Why this constant among those in use before: it contains the gate's default profile exactly --
+Why this constant among those in use before: it contains the gate's former ULP default exactly --
 ``ulp = 4`` + ``ulp_per_log2n = 1`` ULPs is at most (8 + 2 log2 n) u |y*| (1 ULP <= 2u|y*|; 2u
 lambda in the subnormal range) and ``floor = 8`` is 8 u S -- so every element error the gate's
 default accepted (calibrated on every framework's native ops and the zoo's stable members)

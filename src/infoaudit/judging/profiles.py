@@ -100,22 +100,27 @@ def _overflow_ok(j, p) -> np.ndarray:
                 & (np.abs(j.exact_hi) > fmt(j.dtype).max / p.overflow_margin))
 
 
-def failing_mask(j, profile="default") -> np.ndarray:
-    """The judged elements whose grade ``profile`` does not pass."""
+def failing_mask(j, profile="default", accepted=None) -> np.ndarray:
+    """The judged elements whose grade ``profile`` does not pass. ``accepted`` (optional, the
+    output's shape): elements the caller accepts whatever their grade (a gate profile's
+    documented exception, e.g. a rule ``ulp = 6`` for one quantity x dtype)."""
     p = get(profile)
-    return judged_mask(j, p) & (j.codes > code_of(p.passing)) & ~_overflow_ok(j, p)
+    fail = judged_mask(j, p) & (j.codes > code_of(p.passing)) & ~_overflow_ok(j, p)
+    if accepted is not None:
+        fail &= ~np.asarray(accepted, bool)
+    return fail
 
 
-def verdict(j, profile="default") -> str:
-    """"pass" when every judged element's grade passes ``profile``, else "fail"."""
-    return "fail" if failing_mask(j, profile).any() else "pass"
+def verdict(j, profile="default", accepted=None) -> str:
+    """"pass" when every judged element's grade passes ``profile`` (or is ``accepted``), else "fail"."""
+    return "fail" if failing_mask(j, profile, accepted).any() else "pass"
 
 
-def explain(j, profile="default") -> str:
+def explain(j, profile="default", accepted=None) -> str:
     """One line: the verdict, the profile and its passing grade, and the deciding element (the
     worst failing one, else the worst judged one) with its ULPs, both allowances and grade."""
     p = get(profile)
-    fail = failing_mask(j, p)
+    fail = failing_mask(j, p, accepted)
     head = f"{'FAIL' if fail.any() else 'PASS'} under {p.name} ({p.passing} and better pass)"
     judged = judged_mask(j, p)
     skipped = int((~judged).sum())
