@@ -5,9 +5,13 @@ element, correctly rounded, plus ``rounded(dtype)``); ``infoaudit.reference.soft
 shorthands. Inputs are taken as the exact real numbers their (float) bits denote. A certified
 float64 fast path answers first where it has one (see :mod:`.fast`); whatever it cannot decide
 goes to mpmath with adaptive precision (:mod:`.engine`).
+
+A persistent cache of exact values (:mod:`.cache`) answers ``evaluate`` while one is active in
+the current context (:func:`set_active_cache`); with none active nothing changes.
 """
 from __future__ import annotations
 
+import contextvars
 from functools import lru_cache
 
 import numpy as np
@@ -16,7 +20,27 @@ from mpmath import mp
 from .engine import Exact, _to_mp, evaluate_unit, hi_lo
 from .formulas import formula
 
-__all__ = ["Exact", "evaluate", "evaluate_mpmath"]
+__all__ = ["Exact", "evaluate", "evaluate_mpmath", "evaluate_uncached", "active_cache", "set_active_cache",
+           "reset_active_cache"]
+
+_ACTIVE_CACHE: contextvars.ContextVar = contextvars.ContextVar("infoaudit_reference_cache", default=None)
+
+
+def set_active_cache(cache):
+    """Let ``cache`` (an object with ``evaluate(name, args, compute)``, e.g. a
+    :class:`.cache.ReferenceCache`) answer :func:`evaluate` in this context; returns the token
+    for :func:`reset_active_cache`. ``None`` deactivates."""
+    return _ACTIVE_CACHE.set(cache)
+
+
+def reset_active_cache(token) -> None:
+    """Restore the cache that was active before :func:`set_active_cache` returned ``token``."""
+    _ACTIVE_CACHE.reset(token)
+
+
+def active_cache():
+    """The cache :func:`evaluate` consults in this context, or None."""
+    return _ACTIVE_CACHE.get()
 
 
 def _freeze(x):
@@ -70,7 +94,16 @@ def evaluate_mpmath(name, *args) -> Exact:
 
 
 def evaluate(name, *args) -> Exact:
-    """Exact values of quantity ``name`` on ``args`` (the DESIGN table's argument order)."""
+    """Exact values of quantity ``name`` on ``args`` (the DESIGN table's argument order); served
+    by the active cache, if any (:func:`set_active_cache`)."""
+    cache = _ACTIVE_CACHE.get()
+    if cache is not None:
+        return cache.evaluate(name, args, evaluate_uncached)
+    return evaluate_uncached(name, *args)
+
+
+def evaluate_uncached(name, *args) -> Exact:
+    """:func:`evaluate` without the cache: the fast path, then mpmath for what it leaves undecided."""
     from .. import quantities
     from . import fast
 
