@@ -16,7 +16,7 @@ import os
 import random
 
 import pytest
-from support_hypothesis import has_local_constants, without_local_constants
+from support_hypothesis import without_local_constants
 
 from infoaudit.audits import results as R
 from infoaudit.audits.runner import run_group
@@ -181,9 +181,6 @@ def test_merge_documents_raises_merge_error():
         merge_documents([])
 
 
-@pytest.mark.xfail(has_local_constants(), strict=False,
-                   reason="runner: Hypothesis mixes the literals of the imported infoaudit modules into "
-                          "generation (editable installs), so a group depends on what the process imported")
 def test_generation_ignores_imported_modules():
     """The same group before and after importing every infoaudit module, in a fresh process."""
     import subprocess

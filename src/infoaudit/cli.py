@@ -17,6 +17,8 @@ COMMANDS = {
     "gate": ("infoaudit.audits.gate_cmd", "gate a user's own implementation (exit 0 pass, 1 fail, 2 usage)"),
     "bench": ("infoaudit.bench.bench_cmd", "throughput of backends side by side"),
     "diff": ("infoaudit.results.diff_cmd", "what changed between two results.json (exit 0 same or better, 1 worse, 2 bad input)"),
+    "merge": ("infoaudit.cluster.merge_cmd", "join the results.json of the shards of a run (--shard i/N) into one "
+              "results.json and report"),
 }
 
 

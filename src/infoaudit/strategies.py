@@ -23,6 +23,8 @@ zeros and subnormals) for the separate search for non-finite mismatches.
 """
 from __future__ import annotations
 
+import contextlib
+
 import math
 from dataclasses import dataclass, field
 
@@ -776,4 +778,33 @@ def arguments(quantity, dtype, profile="default", focus="any", shapes=None):
     return cases(quantity, dtype, profile, focus, shapes).map(lambda c: c.args)
 
 
-__all__ = ["arguments", "cases", "Case", "landmarks", "max_len", "shape_menu", "PROFILES"]
+__all__ = ["arguments", "cases", "Case", "landmarks", "max_len", "shape_menu", "PROFILES", "without_local_constants"]
+
+
+@contextlib.contextmanager
+def without_local_constants():
+    """Within the block Hypothesis draws no literals from the modules the process imported.
+
+    Hypothesis (6.131 and later) mixes the numeric and string literals of every *local* module in
+    ``sys.modules`` into generation -- infoaudit is local when installed editable -- so what a
+    search generates would depend on what the process happened to import before (a pool worker,
+    a Dask worker, a first and a second group in one process). The audit runner and the gate
+    search inside this block: same seed, same inputs. Hypothesis's own constants stay; a
+    Hypothesis without the feature is left as it is.
+    """
+    try:
+        from hypothesis.internal.conjecture import providers
+        from hypothesis.internal.constants_ast import Constants
+    except ImportError:
+        providers = None
+    if providers is None or not hasattr(providers, "_get_local_constants"):
+        yield
+        return
+    saved, empty = providers._get_local_constants, Constants()
+    providers._get_local_constants = lambda: empty
+    providers.CONSTANTS_CACHE.cache.clear()
+    try:
+        yield
+    finally:
+        providers._get_local_constants = saved
+        providers.CONSTANTS_CACHE.cache.clear()

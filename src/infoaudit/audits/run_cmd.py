@@ -84,6 +84,16 @@ def add_arguments(p):
     p.add_argument("--framework", choices=("numpy", "torch", "jax"), default=None,
                    help="with --impl: the framework whose arrays the function takes (default: inferred)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--scheduler", default="", metavar="tcp://HOST:PORT",
+                   help="run the tasks on this Dask scheduler (pip install infoaudit[cluster])")
+    p.add_argument("--cluster", default="", metavar="local[:N]",
+                   help="start a Dask LocalCluster of N worker processes on 127.0.0.1 and run the tasks there")
+    p.add_argument("--gpu", action="store_true",
+                   help="with --scheduler/--cluster: audit GPU cells, on workers started with --resources GPU=1")
+    p.add_argument("--cache", nargs="?", const="", default=None, metavar="DIR",
+                   help="persistent reference cache (DIR; default $INFOAUDIT_CACHE or ~/.cache/infoaudit)")
+    p.add_argument("--shard", default="", metavar="i/N",
+                   help="run only the deterministic slice i of N (join the slices with `infoaudit merge`)")
 
 
 def _split(s):
@@ -117,8 +127,12 @@ def _die_with_parent(parent_pid):
         threading.Thread(target=watch, name="infoaudit-parent-watch", daemon=True).start()
 
 
-def _init_worker(parent_pid=None):
+def _init_worker(parent_pid=None, cache_dir=None):
     _die_with_parent(parent_pid)
+    if cache_dir:
+        from ..reference.cache import activate
+
+        activate(cache_dir)
     # the parent handles Ctrl-C and SIGTERM and shuts the pool down (killing the workers if need be)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -367,12 +381,28 @@ def main(args) -> int:
         if qn not in Q.REGISTRY:
             print(f"infoaudit run: unknown quantity {qn!r}; see `infoaudit list`", file=sys.stderr)
             return 2
+    shard_spec = None
+    if args.shard:
+        from ..cluster.shard import parse_shard
+
+        try:
+            shard_spec = parse_shard(args.shard)
+        except ValueError as e:
+            print(f"infoaudit run: {e}", file=sys.stderr)
+            return 2
+    cache_dir = None
+    if args.cache is not None:
+        from ..reference.cache import default_dir
+
+        cache_dir = os.path.abspath(os.path.expanduser(args.cache or default_dir()))
     from .grad_runner import GRAD_SETTINGS
 
     config = {"profile": args.profile, "seed": args.seed, "backends": backends, "dtypes": dtypes,
               "quantities": qnames, "settings": PROFILE_SETTINGS[args.profile],
               "grad": not args.no_grad, "grad_settings": GRAD_SETTINGS[args.profile],
               "judge_profile": judge_profile}
+    if shard_spec:
+        config["shard"] = list(shard_spec)
     if impl:
         config["impl"] = {"impl": impl, "framework": framework, "quantity": qnames[0]}
     if args.resume and os.path.exists(path):
@@ -382,6 +412,10 @@ def main(args) -> int:
             print(f"infoaudit run: cannot resume: {e}", file=sys.stderr)
             return 2
         old = doc.get("config", {})
+        if old.get("shard") != config.get("shard"):
+            print(f"infoaudit run: {path} was run with --shard {old.get('shard')}; resume with the same --shard",
+                  file=sys.stderr)
+            return 2
         if old.get("profile") != args.profile or old.get("seed") != args.seed:
             print(f"infoaudit run: {path} was run with profile {old.get('profile')!r} seed {old.get('seed')!r}; "
                   f"resume with the same --profile and --seed (or start afresh without --resume)", file=sys.stderr)
@@ -443,6 +477,10 @@ def main(args) -> int:
     if not args.no_panels and "softmax" in qnames and "softmax_precision" not in doc.get("panels", {}):
         tasks.append(("panel", {"name": "softmax_precision", "profile": args.profile, "seed": args.seed,
                                 "backends": backends, "dtypes": dtypes}, 12.0 if args.profile != "quick" else 4.0))
+    if shard_spec:
+        from ..cluster.shard import shard
+
+        tasks = shard(tasks, *shard_spec)
     # heaviest first keeps both workers busy until the end
     tasks.sort(key=lambda t: -t[2])
     n_groups = sum(1 for t in tasks if t[0] in ("group", "grad"))
@@ -450,6 +488,16 @@ def main(args) -> int:
     if resumed and not args.quiet:
         print(f"resuming {path}: {sum(1 for g in doc['groups'].values() if g.get('done'))} groups done, "
               f"{n_groups} to go", file=sys.stderr)
+    cluster_ex = None
+    if args.scheduler or args.cluster:
+        from ..cluster import ClusterError, executor as cluster_executor
+
+        try:
+            cluster_ex = cluster_executor(scheduler=args.scheduler or None, cluster=args.cluster or None,
+                                          gpu=args.gpu, cache_dir=cache_dir)
+        except ClusterError as e:
+            print(f"infoaudit run: {e}", file=sys.stderr)
+            return 2
     R.write_atomic(path, doc)
 
     jobs = args.jobs or os.cpu_count() or 1
@@ -461,8 +509,8 @@ def main(args) -> int:
     pending = None
     before = mp.active_children()  # a caller's own children (main() may run inside a program): not ours to kill
     try:
-        ex = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                 initargs=(os.getpid(),))
+        ex = cluster_ex or ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+                                               initializer=_init_worker, initargs=(os.getpid(), cache_dir))
         pending = {ex.submit(_task, kind, payload): (kind, payload, w) for kind, payload, w in tasks}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -508,8 +556,11 @@ def main(args) -> int:
     finally:
         # every exit path (the end, Ctrl-C, SIGTERM, an error) closes the pool and reaps the workers
         try:
-            if ex is not None:
-                close_pool(ex, graceful=interrupted is None and pending == {}, others=before)
+            graceful = interrupted is None and pending == {}
+            if cluster_ex is not None:
+                cluster_ex.shutdown(wait=graceful, cancel_futures=not graceful)
+            elif ex is not None:
+                close_pool(ex, graceful=graceful, others=before)
         finally:
             if old_term is not None:
                 signal.signal(signal.SIGTERM, old_term)
