@@ -79,26 +79,29 @@ def build(xp, g, members, framework, wide, narrow, seq_sum, take, cast=None, sta
         """(z - max z) / T: shifting before dividing keeps |z| / T from overflowing for T < 1."""
         return (z - row_max(z)) / T
 
-    def kl_logits(za, zb, T):
-        """sum pa_i (log pa_i - log pb_i) with log pa_i - log pb_i = (za_i - zb_i) / T - (lse_a - lse_b):
+    def kl_logits(za, zb, T, scale=1.0):
+        """scale * sum pa_i (log pa_i - log pb_i) with log pa_i - log pb_i = (za_i - zb_i) / T - (lse_a - lse_b):
         the difference of the logits is formed first, so log-probabilities far below the dtype's
-        range (which a difference of two log_softmaxes would need) are never materialised."""
+        range (which a difference of two log_softmaxes would need) are never materialised. It is
+        formed in halves: (za_i - ma) - (zb_i - mb) reaches twice the dtype's max (float16 logits
+        +-55,000), its half does not; the scale (beta, T^2) multiplies the probabilities before the
+        final doubling, so a KL beyond the dtype's range whose scaled value fits is kept."""
         la = log_softmax(shifted(za, T))
         pa = xp.exp(la)
         keep = (za > -xp.inf) & (pa > 0)
         both = (za > -xp.inf) & (zb > -xp.inf)
-        # log pa_i - log pb_i = ((za_i - ma) - (zb_i - mb)) / T - (log sa - log sb): every term is
-        # shifted by its row max before dividing by T, so m / T (which overflows float16 for
-        # |z| = 1e4, T = 0.05) is never formed
+        # every term is shifted by its row max before dividing by T, so m / T (which overflows
+        # float16 for |z| = 1e4, T = 0.05) is never formed; halving and doubling are exact
         ma, mb = row_max(za), row_max(zb)
-        d = xp.where(both, za - ma, zeros(za)) - xp.where(both, zb - mb, zeros(zb))
-        gap = (d / T) - (xp.log(xp.sum(xp.exp((za - ma) / T), axis=-1, keepdims=True))
-                         - xp.log(xp.sum(xp.exp((zb - mb) / T), axis=-1, keepdims=True)))
-        kl = xp.sum(xp.where(keep & both, pa * xp.where(both, gap, zeros(gap)), zeros(la)), axis=-1)
+        half_d = xp.where(both, za / 2 - ma / 2, zeros(za)) - xp.where(both, zb / 2 - mb / 2, zeros(zb))
+        half_gap = (half_d / T) - (xp.log(xp.sum(xp.exp((za - ma) / T), axis=-1, keepdims=True))
+                                   - xp.log(xp.sum(xp.exp((zb - mb) / T), axis=-1, keepdims=True))) / 2
+        terms = xp.where(keep & both, (pa * scale) * xp.where(both, half_gap, zeros(half_gap)), zeros(la))
+        kl = xp.sum(terms, axis=-1) * 2
         # an entry the first distribution keeps (za > -inf) but the second masks: KL = +inf exactly,
         # even when pa underflows to 0 in this dtype
         masked_b = xp.any((za > -xp.inf) & (zb == -xp.inf), axis=-1)
-        return xp.where(masked_b, xp.full_like(kl, xp.inf), kl)
+        return xp.where(masked_b, xp.full_like(kl, math.inf * scale), kl)
 
     def binary_entropy_bits(p):
         return -(xlogy(p, p) + x_log1p_neg(1 - p, p)) / LN2
@@ -155,8 +158,8 @@ def build(xp, g, members, framework, wide, narrow, seq_sum, take, cast=None, sta
         "binary_cross_entropy": lambda p, t: bce(p, t),
         "binary_cross_entropy_with_logits": lambda z, t: bce_logits(z, t),
         "label_smoothing_cross_entropy": lambda z, y, eps: label_smoothing(z, y, eps),
-        "distillation_loss": lambda zs, zt, T: T * T * kl_logits(zt, zs, T),
-        "rlhf_kl_penalty": lambda zp, zr, beta: beta * kl_logits(zp, zr, 1.0),
+        "distillation_loss": lambda zs, zt, T: kl_logits(zt, zs, T, T * T),
+        "rlhf_kl_penalty": lambda zp, zr, beta: kl_logits(zp, zr, 1.0, beta),
         "gaussian_kl": lambda mu, logvar: gaussian_kl(mu, logvar),
         "joint_entropy": lambda P: entropy(flat2(P)),
         "conditional_entropy": lambda P: cond_entropy(P),
