@@ -44,7 +44,7 @@ test-latest:
 	$(LATEST)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e '.[all,dev]'
 	rm -rf $(DRIFT) && mkdir -p $(DRIFT)
 	INFOAUDIT_DRIFT_LOG=$(DRIFT)/drift.jsonl HYPOTHESIS_PROFILE=ci $(LATEST)/bin/python -m pytest -m "not slow" \
-	  -p no:cacheprovider --junitxml=$(DRIFT)/junit.xml $(PYTEST_ARGS); \
+	  -p no:cacheprovider -n $(TEST_JOBS) --dist worksteal --junitxml=$(DRIFT)/junit.xml $(PYTEST_ARGS); \
 	  rc=$$?; $(LATEST)/bin/python scripts/drift_report.py --lock $(LOCK) --drift $(DRIFT); exit $$rc
 
 report: $(STAMP)
