@@ -280,7 +280,7 @@ def compare_cell(old: dict, new: dict, rule: Rule = Rule()) -> dict:
         orel, nrel = num(old.get("max_rel")), num(new.get("max_rel"))
         if orel != nrel and not (orel is not None and nrel is not None and math.isnan(orel) and math.isnan(nrel)) \
                 and not any(r.startswith("max ULP") for r in worse + better + changed):
-            changed.append(f"max rel {_fmt(orel)} -> {_fmt(nrel)}")
+            changed.append(f"max rel {fmt(orel)} -> {fmt(nrel)}")
     op, np_ = old.get("profile"), new.get("profile")
     if op and np_ and op != np_:  # judged under other profiles: the verdicts are not comparable
         changed.append(f"judging profile {op} -> {np_}")
@@ -310,19 +310,21 @@ def _factor_rule(name, old, new, factor, floor, worse, better, changed):
     if o is None and n is None:
         return
     if grew(o, n, factor, floor):
-        worse.append(f"{name} {_fmt(o)} -> {_fmt(n)}")
+        worse.append(f"{name} {fmt(o)} -> {fmt(n)}")
     elif shrank(o, n, factor, floor):
-        better.append(f"{name} {_fmt(o)} -> {_fmt(n)}")
+        better.append(f"{name} {fmt(o)} -> {fmt(n)}")
     elif o != n and not (o is not None and n is not None and math.isnan(o) and math.isnan(n)):
-        changed.append(f"{name} {_fmt(o)} -> {_fmt(n)}")
+        changed.append(f"{name} {fmt(o)} -> {fmt(n)}")
 
 
-def _fmt(x) -> str:
+def fmt(x) -> str:
+    """A number for a one-line message: '-', 'NaN', '+-inf', '0', 4 significant digits, or e-notation."""
+    x = num(x) if not isinstance(x, float) else x
     if x is None:
         return "-"
-    if isinstance(x, float) and math.isnan(x):
+    if math.isnan(x):
         return "NaN"
-    if isinstance(x, float) and math.isinf(x):
+    if math.isinf(x):
         return "inf" if x > 0 else "-inf"
     if x == 0:
         return "0"
@@ -476,4 +478,4 @@ def match_cells(old_cells: dict, new_cells: dict, matches=()) -> tuple:
 
 __all__ = ["DocumentError", "load_document", "load_gate_document", "Rule", "compare_cell", "cell_findings",
            "compare_findings", "match_cells", "parse_match", "cell_key", "cell_summary", "worst_cases", "grew",
-           "shrank", "count_grew", "num", "GRADE_ORDER", "RESULTS_SCHEMA"]
+           "shrank", "count_grew", "num", "fmt", "GRADE_ORDER", "RESULTS_SCHEMA"]

@@ -17,7 +17,7 @@ import datetime as _dt
 import html
 import math
 
-from .compare_cells import (Rule, cell_findings, compare_cell, compare_findings, match_cells, num)
+from .compare_cells import (Rule, cell_findings, compare_cell, compare_findings, fmt, match_cells, num)
 from .fingerprint import fp_changes
 
 SCHEMA = "infoaudit.diff"
@@ -398,21 +398,6 @@ def _brief_cell(key, c) -> dict:
 
 
 # ------------------------------------------------------------------------------ rendering
-
-
-def fmt(x) -> str:
-    x = num(x) if not isinstance(x, float) else x
-    if x is None:
-        return "-"
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    if x == 0:
-        return "0"
-    if 1e-3 <= abs(x) < 1e5:
-        return f"{x:.4g}"
-    return f"{x:.3e}"
 
 
 def _v(x) -> str:
