@@ -85,8 +85,9 @@ def fmt_row(r, device):
 def main():
     t0 = time.time()
     out = {"rows": [], "skipped": [], "versions": {}}
-    import known_findings as K  # noqa: E402
     import numpy as np
+
+    import known_findings as K  # noqa: E402
 
     out["versions"]["numpy"] = np.__version__
     targets = []

@@ -11,9 +11,9 @@ import math
 
 import pytest
 
-from infoaudit.bench import SCHEMA, SCHEMA_VERSION, cells as C, render, runner, seed
+from infoaudit.bench import SCHEMA, SCHEMA_VERSION, render, runner, seed
+from infoaudit.bench import cells as C
 from infoaudit.bench.timing import time_call
-
 
 # --- byte counts and derived figures, by hand ------------------------------------------------
 

@@ -27,10 +27,9 @@ import pytest
 pytest.importorskip("distributed")
 psutil = pytest.importorskip("psutil")
 
-from support_hypothesis import without_local_constants  # noqa: E402
-
 from infoaudit.cluster import ClusterError, TaskFailed, Unrunnable, executor, place  # noqa: E402
 from infoaudit.cluster import worker as W  # noqa: E402
+from support_hypothesis import without_local_constants  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -8,7 +8,6 @@ budget and seed, as the issue's definition of done asks.
 """
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -16,14 +15,11 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # the zoo is imported as tests.zoo (as the CLI's --impl names it)
-    sys.path.insert(0, str(ROOT))
 
-from infoaudit import quantities as Q  # noqa: E402
-from infoaudit.audits import gate as G  # noqa: E402
-from infoaudit.options import BY_DEST  # noqa: E402
-
-from tests.zoo import all_members  # noqa: E402
+from infoaudit import quantities as Q
+from infoaudit.audits import gate as G
+from infoaudit.options import BY_DEST
+from tests.zoo import all_members
 
 MEMBERS = all_members()
 CI_EXAMPLES = 12

@@ -25,17 +25,14 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # the zoo is imported as tests.zoo (as the CLI's --impl names it)
-    sys.path.insert(0, str(ROOT))
 
-from infoaudit import judging  # noqa: E402
-from infoaudit import quantities as Q  # noqa: E402
-from infoaudit.audits import gate as G  # noqa: E402
-from infoaudit.audits import gate_grad as GG  # noqa: E402
-from infoaudit.audits import profiles as P  # noqa: E402
-from infoaudit.options import BY_DEST  # noqa: E402
-
-from tests.zoo import grad_members  # noqa: E402
+from infoaudit import judging
+from infoaudit import quantities as Q
+from infoaudit.audits import gate as G
+from infoaudit.audits import gate_grad as GG
+from infoaudit.audits import profiles as P
+from infoaudit.options import BY_DEST
+from tests.zoo import grad_members
 
 torch = pytest.importorskip("torch")
 
@@ -459,9 +456,8 @@ def test_pytest_option_infoaudit_grad(user_dir):
 
 
 def test_assert_stable_grad_option_in_process():
-    from infoaudit.audits.gate_api import GateFailure
-
     import infoaudit
+    from infoaudit.audits.gate_api import GateFailure
 
     m = _member("softmax_backward_forgets_sum")
     infoaudit.assert_stable(_fn(m), "softmax", framework="torch", dtype="float32", examples=0)

@@ -15,12 +15,11 @@ import math
 import numpy as np
 import pytest
 
+from conftest import backend_or_skip
 from infoaudit import quantities as Q
 from infoaudit.audits.compare import Unsupported
 from infoaudit.audits.grad_compare import compare_grad
 from infoaudit.backends.grad import is_jit_variant
-
-from conftest import backend_or_skip
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 NINF = -math.inf

@@ -10,8 +10,8 @@ import math
 
 import numpy as np
 import pytest
-from conftest import backend_or_skip
 
+from conftest import backend_or_skip
 from infoaudit.audits import grad_runner as G
 from infoaudit.audits import results as R
 from infoaudit.audits import runner

@@ -16,13 +16,13 @@ import os
 import random
 
 import pytest
-from support_hypothesis import without_local_constants
 
 from infoaudit.audits import results as R
 from infoaudit.audits.runner import run_group
 from infoaudit.cluster import merge_cmd
 from infoaudit.cluster.merge import MergeError, merge_documents
 from infoaudit.cluster.shard import parse_shard, shard, shard_of
+from support_hypothesis import without_local_constants
 
 QUANTITIES = ["sigmoid", "softplus", "entropy"]
 DTYPES = ["float32", "float64"]

@@ -26,6 +26,7 @@ import time
 import uuid
 
 import pytest
+
 from test_runner import start_paused_run
 
 psutil = pytest.importorskip("psutil")

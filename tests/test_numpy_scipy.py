@@ -24,11 +24,10 @@ import math
 import numpy as np
 import pytest
 
+from conftest import backend_or_skip
 from infoaudit.audits.compare import Unsupported, compare
 from infoaudit.dtypes import DTYPES, FORMATS
 from infoaudit.quantities import REGISTRY
-
-from conftest import backend_or_skip
 from version_drift import recorded
 
 INF, NAN = math.inf, math.nan

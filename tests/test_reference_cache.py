@@ -14,11 +14,11 @@ import os
 
 import numpy as np
 import pytest
-from support_hypothesis import without_local_constants
 
 from infoaudit import reference
 from infoaudit.reference import cache as C
 from infoaudit.reference import engine
+from support_hypothesis import without_local_constants
 
 NEEDS_2048 = (np.array([[1e-300]]), np.array([[1e-300]]))   # gaussian_kl: decided only at 2048 bits
 INPUTS = [

@@ -10,18 +10,15 @@ check that neither's extra inputs turn a verdict.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # the zoo is imported as tests.zoo (as --impl names it)
-    sys.path.insert(0, str(ROOT))
 
-from infoaudit.audits import results as R  # noqa: E402
-from infoaudit.audits import runner  # noqa: E402
-from infoaudit.audits.gate_api import gate  # noqa: E402
+from infoaudit.audits import results as R
+from infoaudit.audits import runner
+from infoaudit.audits.gate_api import gate
 
 DTYPES = ("float32", "float16")
 GATE_EXAMPLES = 12          # the gate's CI budget (tests/test_gate.py)

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-
 # Argument kinds. Float kinds are arrays in the audited dtype; LABEL is an int64 array;
 # SCALAR kinds are Python floats.
 LOGITS, LOGPROBS, PROBS, PROB, REAL, TARGET01, MU, LOGVAR, TABLE = (

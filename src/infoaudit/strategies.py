@@ -24,7 +24,6 @@ zeros and subnormals) for the separate search for non-finite mismatches.
 from __future__ import annotations
 
 import contextlib
-
 import math
 from dataclasses import dataclass, field
 

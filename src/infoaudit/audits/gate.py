@@ -37,10 +37,28 @@ from ..judging import profiles as JP
 from ..results.compare_cells import grew
 from . import ftz as FTZ
 from . import profiles as P
-from .gate_harness import (GateUsageError, Harness, Outcome, ReferenceFailure, array_literal, array_summary,
-                           call_with_timeout, case_key, default_dtypes, describe_exception, exact_values,
-                           framework_adapter, infer_framework, install_watchdog, jsonable,
-                           nested_literal, py_value, reduce_to_unit, short_number, ulp_text)
+from .gate_harness import (
+    GateUsageError,
+    Harness,
+    Outcome,
+    ReferenceFailure,
+    array_literal,
+    array_summary,
+    call_with_timeout,
+    case_key,
+    default_dtypes,
+    describe_exception,
+    exact_values,
+    framework_adapter,
+    infer_framework,
+    install_watchdog,
+    jsonable,
+    nested_literal,
+    py_value,
+    reduce_to_unit,
+    short_number,
+    ulp_text,
+)
 from .metrics import element_errors
 
 # re-exported: the gate's public API before the harness moved to .gate_harness
@@ -576,7 +594,8 @@ class _Found(Exception):
 
 def gate_dtype(ctx: Context, *, examples=60, seed=0, inputs="quick", shrink_s=10.0, log=None) -> tuple:
     """(DtypeResult fields, failing Judgement or None) for one dtype: fixed cases, then search."""
-    from hypothesis import HealthCheck, Phase, given, seed as hseed, settings, target
+    from hypothesis import HealthCheck, Phase, given, settings, target
+    from hypothesis import seed as hseed
 
     stats = {"cases": 0, "elements": 0, "max_ulp": 0.0, "max_abs": 0.0, "max_score": 0.0, "nonfinite": 0,
              "calls": 0, "call_seconds": 0.0, "fixed_max_score": 0.0, "fixed_nonfinite": 0, "grades": {},

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .. import options as O
 
+
 class GateFailure(AssertionError):
     """The implementation is numerically unsound (the message holds the reproducer)."""
 

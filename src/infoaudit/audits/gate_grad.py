@@ -41,9 +41,22 @@ from ..dtypes import FORMATS, cast, fmt
 from ..judging import profiles as JP
 from ..judging.core import infinite_input_mask
 from . import profiles as P
-from .gate_harness import (GateUsageError, ReferenceFailure, array_literal, array_summary, call_with_timeout, case_key,
-                           describe_exception, exact_values, jsonable, nested_literal, py_value, reduce_to_unit,
-                           short_number, ulp_text)
+from .gate_harness import (
+    GateUsageError,
+    ReferenceFailure,
+    array_literal,
+    array_summary,
+    call_with_timeout,
+    case_key,
+    describe_exception,
+    exact_values,
+    jsonable,
+    nested_literal,
+    py_value,
+    reduce_to_unit,
+    short_number,
+    ulp_text,
+)
 
 AUTODIFF = {"torch": "torch.autograd.grad", "jax": "jax.vjp"}
 GRAD_SEARCH_INPUTS = 12        # generated (search) inputs per dtype differentiated after the fixed cases

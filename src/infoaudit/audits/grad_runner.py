@@ -53,8 +53,16 @@ from ..judging.grades import CODE, GRADES
 from ..judging.scales import reduction_length
 from ..reference.engine import PrecisionBudgetExceeded, precision_budget
 from .compare import Unsupported
-from .runner import (ReferenceOverBudget, cell_key, group_seed, hypothesis_phase, profile_variants, scores,
-                     stack_cases, why_line)
+from .runner import (
+    ReferenceOverBudget,
+    cell_key,
+    group_seed,
+    hypothesis_phase,
+    profile_variants,
+    scores,
+    stack_cases,
+    why_line,
+)
 
 # examples of the search / of the non-finite search per group; corpus cases up to corpus_max elements;
 # max_unit: largest unit (inputs) whose gradient condition (cae) is computed; jax_eager: also

@@ -337,8 +337,8 @@ def _check_impl(spec, quantity, framework):
 
 
 def main(args) -> int:
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     from .. import quantities as Q
     from ..backends import BACKENDS
@@ -490,7 +490,8 @@ def main(args) -> int:
               f"{n_groups} to go", file=sys.stderr)
     cluster_ex = None
     if args.scheduler or args.cluster:
-        from ..cluster import ClusterError, executor as cluster_executor
+        from ..cluster import ClusterError
+        from ..cluster import executor as cluster_executor
 
         try:
             cluster_ex = cluster_executor(scheduler=args.scheduler or None, cluster=args.cluster or None,

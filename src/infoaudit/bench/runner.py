@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import SCHEMA, SCHEMA_VERSION, bandwidth, cells as C, environment, seed
+from . import SCHEMA, SCHEMA_VERSION, bandwidth, environment, seed
+from . import cells as C
 from .timing import time_call
 
 RENDER_RESERVE_S = 8.0      # kept back from the time limit for the report

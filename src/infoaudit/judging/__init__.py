@@ -16,9 +16,22 @@ from __future__ import annotations
 
 from . import profiles
 from .core import Judgement, format_ulps, grade_elements, judge
+from .grades import (
+                     CLASSES,
+                     CONDITIONED,
+                     CORRECTLY_ROUNDED,
+                     ENVELOPE,
+                     FAITHFUL,
+                     FLUSHED,
+                     GRADES,
+                     INVARIANT,
+                     NONFINITE,
+                     UNSTABLE,
+                     allowance_constant,
+                     merge_grades,
+                     worst_grade,
+)
 from .gradient_scales import GRAD_SCALES, grad_scale, grad_scale_reason
-from .grades import (CLASSES, CONDITIONED, CORRECTLY_ROUNDED, ENVELOPE, FAITHFUL, FLUSHED, GRADES, INVARIANT,
-                     NONFINITE, UNSTABLE, allowance_constant, merge_grades, worst_grade)
 from .invariants import InvariantCheck, check_invariants
 from .profiles import DEFAULT, STRICT, Profile
 from .scales import N_SAFETY, SCALES, envelope, reduction_length, scale_reason, sensitivity

@@ -25,8 +25,19 @@ from .. import quantities as Q
 from .. import reference
 from ..audits.metrics import element_errors
 from ..dtypes import dtype_name, fmt, ulp_of
-from .grades import (CODE, CONDITIONED, CORRECTLY_ROUNDED, ENVELOPE, FAITHFUL, FLUSHED, GRADES, INVARIANT,
-                     NONFINITE, UNSTABLE, allowance_constant)
+from .grades import (
+    CODE,
+    CONDITIONED,
+    CORRECTLY_ROUNDED,
+    ENVELOPE,
+    FAITHFUL,
+    FLUSHED,
+    GRADES,
+    INVARIANT,
+    NONFINITE,
+    UNSTABLE,
+    allowance_constant,
+)
 from .invariants import check_invariants
 from .scales import N_SAFETY, as_float64_args, envelope, reduction_length, sensitivity
 

@@ -591,9 +591,10 @@ def _softmax_arb_fix(r, hi, lo, ok, idx):
         from flint import arb, ctx
     except ImportError:  # pragma: no cover
         return
-    from ..dtypes import DTYPES, FORMATS, round_mpf
     import mpmath
     from mpmath.libmp import from_man_exp
+
+    from ..dtypes import DTYPES, FORMATS, round_mpf
 
     def to_mpf(x):
         m, e = x.man_exp()

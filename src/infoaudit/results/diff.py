@@ -17,7 +17,15 @@ import datetime as _dt
 import html
 import math
 
-from .compare_cells import (Rule, cell_findings, compare_cell, compare_findings, fmt, match_cells, num)
+from .compare_cells import (
+    Rule,
+    cell_findings,
+    compare_cell,
+    compare_findings,
+    fmt,
+    match_cells,
+    num,
+)
 from .fingerprint import fp_changes
 
 SCHEMA = "infoaudit.diff"
