@@ -31,8 +31,8 @@ def _summ(cmp):
 
 
 def run_backend(backend, device, K, t0, rows, out):
-    from infoaudit.audits.compare import Unsupported, compare
     from infoaudit.backends import load
+    from infoaudit.judging.compare import Unsupported, compare
     from infoaudit.quantities import REGISTRY
 
     mod = load(backend)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from infoaudit import reference
-from infoaudit.audits import condition as C
-from infoaudit.audits.metrics import element_errors
 from infoaudit.dtypes import FORMATS
+from infoaudit.judging import condition as C
+from infoaudit.judging.metrics import element_errors
 
 
 def test_worked_example_log_softmax_ill_conditioned():

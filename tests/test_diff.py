@@ -261,7 +261,7 @@ def test_rerun_in_this_environment():
     """A stored case re-run through this numpy: reproduces the recorded value, judged exactly."""
     import numpy as np
 
-    from infoaudit.audits.compare import compare
+    from infoaudit.judging.compare import compare
 
     x = np.array([-30.0, 0.25, 20.0], dtype=np.float32)
     got = compare("sigmoid", "numpy", x, dtype="float32")
@@ -344,7 +344,7 @@ def test_committed_ml_dtypes_drift_shows_the_scipy_bfloat16_change():
 
 
 def test_gate_baseline_uses_the_shared_loader_and_rule(tmp_path):
-    from infoaudit.audits import gate as G
+    from infoaudit.gate import core as G
     from tests.zoo import zoo_numpy as Z
 
     base = G.run_gate(Z.softmax_wide, "softmax", "numpy", dtypes=["float16"], examples=3)

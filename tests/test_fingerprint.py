@@ -96,7 +96,7 @@ def test_env_vars_that_change_answers_are_recorded(monkeypatch):
 
 
 def test_fp_state_is_probed_again_not_cached(monkeypatch):
-    from infoaudit.audits import ftz
+    from infoaudit.harness import ftz
 
     calls = []
     raw = ftz.probe.__wrapped__
@@ -126,7 +126,7 @@ def test_fp_changes_names_the_differences_and_orders_them():
 
 
 def test_run_environment_has_the_fingerprint():
-    from infoaudit.audits import results as R
+    from infoaudit.results import schema as R
 
     env = R.environment([{"backend": "numpy", "available": True}, {"backend": "scipy", "available": True},
                          {"backend": "torch", "available": False, "reason": "not installed"}])
@@ -136,7 +136,7 @@ def test_run_environment_has_the_fingerprint():
 
 
 def test_gate_json_document_has_the_fingerprint():
-    from infoaudit.audits.gate_cmd import json_document
+    from infoaudit.gate.cli import json_document
 
     class Rep:
         framework = "numpy"
@@ -175,5 +175,5 @@ def test_jax_settings_and_probe():
     assert "jax_default_matmul_precision" in fp["fp"]["settings"]["jax"]
     ftz = fp["fp"]["ftz"]["jax/cpu"]
     assert set(ftz.values()) <= STATES
-    # XLA on CPU keeps float16 subnormals (the docstring of infoaudit.audits.ftz)
+    # XLA on CPU keeps float16 subnormals (the docstring of infoaudit.harness.ftz)
     assert ftz["float16"] == "ieee"

@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 from infoaudit import quantities as Q
-from infoaudit.audits import gate as G
+from infoaudit.gate import core as G
 from infoaudit.options import BY_DEST
 from tests.zoo import all_members
 
@@ -31,7 +31,7 @@ def _expect(member, report):
 
 
 def _explain(member, report):
-    from infoaudit.audits.gate_cmd import render_text
+    from infoaudit.gate.cli import render_text
 
     return (f"{member.id} ({member.why}{'; finding: ' + member.finding if member.finding else ''}) "
             f"expected exit {member.expected_exit}, got {report.exit_code}\n{render_text(report)}")
@@ -168,7 +168,7 @@ def test_subnormal_outputs_count():
 
 
 def test_ftz_probe_is_per_backend_and_dtype():
-    from infoaudit.audits import ftz
+    from infoaudit.harness import ftz
 
     assert not ftz.probe("numpy", "float32").active
     assert not ftz.probe("numpy", "float16").active
@@ -215,7 +215,7 @@ def test_undefined_results_accept_anything_by_default_but_not_strict():
 
 
 def _torch_ctx(fn, quantity, dtype, profile):
-    from infoaudit.audits import profiles as P
+    from infoaudit.gate import profiles as P
 
     q = Q.get(quantity)
     ad = G.framework_adapter("torch")
@@ -242,7 +242,7 @@ def test_torch_logsumexp_float32_is_envelope_default_pass_strict_fail():
         if fails:
             assert j.message.startswith("FAIL under strict (conditioned and better pass): ")
     # through the whole gate: default PASS, strict FAIL; the verdict lines name the grade
-    from infoaudit.audits.gate_cmd import render_text
+    from infoaudit.gate.cli import render_text
 
     ok = G.run_gate(lse, "logsumexp", "torch", dtypes=["float32"], examples=CI_EXAMPLES)
     r = ok.results[0]
@@ -283,7 +283,7 @@ def test_torch_bce_with_logits_float16_is_unstable():
 def test_profile_exceptions_widen_what_passes(tmp_path):
     """The former ULP keys are documented exceptions: ``ulp = k`` accepts elements within k ULPs
     whatever their grade; the verdict names the rule."""
-    from infoaudit.audits import profiles as P
+    from infoaudit.gate import profiles as P
 
     torch = pytest.importorskip("torch")
 

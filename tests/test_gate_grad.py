@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from infoaudit import judging
 from infoaudit import quantities as Q
-from infoaudit.audits import gate as G
-from infoaudit.audits import gate_grad as GG
-from infoaudit.audits import profiles as P
+from infoaudit.gate import core as G
+from infoaudit.gate import gradients as GG
+from infoaudit.gate import profiles as P
 from infoaudit.options import BY_DEST
 from tests.zoo import grad_members
 
@@ -51,7 +51,7 @@ def _run(member, grad=True, dtypes=("float32",), examples=CI_EXAMPLES, **kw):
 
 
 def _explain(member, rep):
-    from infoaudit.audits.gate_cmd import render_text
+    from infoaudit.gate.cli import render_text
 
     return f"{member.id} ({member.why}; finding: {member.finding or '-'})\n{render_text(rep)}"
 
@@ -457,7 +457,7 @@ def test_pytest_option_infoaudit_grad(user_dir):
 
 def test_assert_stable_grad_option_in_process():
     import infoaudit
-    from infoaudit.audits.gate_api import GateFailure
+    from infoaudit.gate.api import GateFailure
 
     m = _member("softmax_backward_forgets_sum")
     infoaudit.assert_stable(_fn(m), "softmax", framework="torch", dtype="float32", examples=0)

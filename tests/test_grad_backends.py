@@ -17,9 +17,9 @@ import pytest
 
 from conftest import backend_or_skip
 from infoaudit import quantities as Q
-from infoaudit.audits.compare import Unsupported
-from infoaudit.audits.grad_compare import compare_grad
 from infoaudit.backends.grad import is_jit_variant
+from infoaudit.judging.compare import Unsupported
+from infoaudit.judging.grad_compare import compare_grad
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 NINF = -math.inf

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from conftest import backend_or_skip
-from infoaudit.audits import grad_runner as G
-from infoaudit.audits import results as R
-from infoaudit.audits import runner
 from infoaudit.report import model as M
 from infoaudit.report import render
 from infoaudit.report.documents import snippet_text
-from infoaudit.report.reproducer import verify
+from infoaudit.reproducers.values import verify
+from infoaudit.results import schema as R
+from infoaudit.run import gradients as G
+from infoaudit.run import search as runner
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def gdoc():
                                          "backends": ["numpy"]}))
         R.add_group(d, G.run_grad_group({"quantity": "log_softmax", "dtype": dt, "profile": "quick", "seed": 0,
                                          "backends": ["numpy", "torch", "jax"]}))
-    from infoaudit.audits.condition import worked_examples
+    from infoaudit.judging.condition import worked_examples
 
     d["condition_examples"] = R.jsonable(worked_examples())
     d["status"] = "complete"

@@ -22,7 +22,7 @@ from infoaudit.reference.derivatives import grad_formula
 
 
 class Probe:
-    """A stand-in for a flush-to-zero probe result (audits.ftz.FTZ has the same two fields)."""
+    """A stand-in for a flush-to-zero probe result (infoaudit.harness.ftz.FTZ has the same two fields)."""
 
     def __init__(self, outputs=False, inputs=False):
         self.flushes_outputs = outputs
@@ -403,7 +403,7 @@ def test_float64_subnormals():
 def test_envelope_is_the_one_scale():
     """S has one definition (judging.scales.SCALES); the gate's profiles no longer carry a copy,
     nor their own invariant checker, unjudged mask or reduction length."""
-    from infoaudit.audits import profiles
+    from infoaudit.gate import profiles
 
     for gone in ("SCALES", "scale", "GRAD_SCALES", "grad_scale", "invariant_violations", "unjudged_mask",
                  "reduction_length"):
@@ -414,7 +414,7 @@ def test_envelope_is_the_one_scale():
 
 @pytest.mark.parametrize("name", list(quantities.REGISTRY))
 def test_envelope_is_finite_nonnegative_and_shaped_like_the_output(name):
-    from infoaudit.audits.gate import probes
+    from infoaudit.gate.core import probes
 
     q = quantities.get(name)
     for _, args in probes(name, "float32"):
@@ -441,7 +441,7 @@ def test_envelope_is_the_sum_of_term_magnitudes():
 
 
 ALLOWED = {"infoaudit", "infoaudit.dtypes", "infoaudit.quantities", "infoaudit.reference",
-           "infoaudit.audits.metrics", "infoaudit.audits.ftz"}
+           "infoaudit.judging.metrics", "infoaudit.harness.ftz"}
 
 
 def test_judging_imports_only_its_foundations():

@@ -1,4 +1,4 @@
-"""Hand-made tests of infoaudit.audits.metrics: ULP / relative / absolute error and non-finite classes."""
+"""Hand-made tests of infoaudit.judging.metrics: ULP / relative / absolute error and non-finite classes."""
 from __future__ import annotations
 
 import math
@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from infoaudit.audits import metrics as M
 from infoaudit.dtypes import DTYPES, FORMATS, cast, np_dtype
+from infoaudit.judging import metrics as M
 from infoaudit.reference import Exact
 
 

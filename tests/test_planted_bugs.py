@@ -13,9 +13,9 @@ import types
 import numpy as np
 import pytest
 
-from infoaudit.audits import runner
 from infoaudit.backends import Op
 from infoaudit.dtypes import FORMATS
+from infoaudit.run import search as runner
 
 
 def _stable_softmax(z):
@@ -91,7 +91,7 @@ def _search(quantity, mod, dtype, seed):
 
 
 def _shrunk_args(case):
-    from infoaudit.audits.results import decode_args
+    from infoaudit.results.schema import decode_args
 
     return decode_args(case["args"])
 

@@ -8,7 +8,7 @@ import pytest
 from infoaudit import judging
 from infoaudit import options as O
 from infoaudit import quantities as Q
-from infoaudit.audits import profiles as P
+from infoaudit.gate import profiles as P
 
 
 @pytest.mark.parametrize("name", P.BUILTIN)

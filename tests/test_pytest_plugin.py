@@ -104,7 +104,7 @@ def test_assert_stable_api_in_process():
     import pytest
 
     import infoaudit
-    from infoaudit.audits.gate_api import GateFailure, GateUsage
+    from infoaudit.gate.api import GateFailure, GateUsage
 
     def naive(z):
         import numpy as np

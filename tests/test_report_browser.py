@@ -20,8 +20,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from infoaudit.audits import results as R
 from infoaudit.report import render
+from infoaudit.results import schema as R
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 CHROMIUM = os.environ.get("INFOAUDIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

@@ -2,7 +2,7 @@
 judged by the same judge as the gate, so the two agree.
 
 On a handful of zoo members (stable and textbook-unstable, numpy and torch, several quantities)
-the gate's verdict per dtype (its Python API, ``infoaudit.audits.gate_api.gate``) and the run's cell
+the gate's verdict per dtype (its Python API, ``infoaudit.gate.api.gate``) and the run's cell
 verdict (``runner.run_group`` with the ``impl`` task of ``infoaudit run --impl``) are the same
 under the default profile. Both judge with :func:`infoaudit.judging.judge` and both run the
 gate's probes and the shared corpus; their searches differ, so agreement on every member is the
@@ -16,9 +16,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from infoaudit.audits import results as R
-from infoaudit.audits import runner
-from infoaudit.audits.gate_api import gate
+from infoaudit.gate.api import gate
+from infoaudit.results import schema as R
+from infoaudit.run import search as runner
 
 DTYPES = ("float32", "float16")
 GATE_EXAMPLES = 12          # the gate's CI budget (tests/test_gate.py)

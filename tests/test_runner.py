@@ -13,8 +13,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from infoaudit.audits import results as R
-from infoaudit.audits import runner
+from infoaudit.results import schema as R
+from infoaudit.run import search as runner
 
 
 def test_search_numpy_backend_summary_and_worst_cases():
@@ -62,7 +62,7 @@ def test_search_torch_cell_has_verified_native_reproducer():
     found = [w["shrunk"] for w in cell["worst"].values() if w.get("shrunk")]
     assert found, cell["worst"].keys()
     assert any(s.get("reproduced") and s.get("snippet_kind") == "native" for s in found)
-    from infoaudit.report.reproducer import snippet
+    from infoaudit.reproducers.values import snippet
 
     code = snippet(cell, next(s for s in found if s.get("snippet_kind") == "native"))
     assert "import torch" in code and "F.kl_div" in code
@@ -121,7 +121,7 @@ def start_paused_run(cmd, n_groups, env=None):
     Popen once it has said so on stderr. No race: the run cannot get past that point, however
     fast or slow the machine. Fails if the command ends, or does not pause within 10 minutes (a
     safety net against a hung test, not a timing assumption)."""
-    from infoaudit.audits.run_cmd import PAUSE_ENV, PAUSED_MESSAGE
+    from infoaudit.run.cli import PAUSE_ENV, PAUSED_MESSAGE
 
     env = dict(env or os.environ, PYTHONWARNINGS="ignore", **{PAUSE_ENV: str(n_groups)})
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -6,9 +6,9 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from infoaudit.audits.compare import compare, prepare_inputs, run_op
 from infoaudit.backends import BackendUnavailable, Op, load
 from infoaudit.dtypes import DTYPES, cast, np_dtype
+from infoaudit.judging.compare import compare, prepare_inputs, run_op
 from infoaudit.quantities import REGISTRY
 
 UINT = {"float16": np.uint16, "bfloat16": np.uint16, "float32": np.uint32, "float64": np.uint64}

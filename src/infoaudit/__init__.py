@@ -11,9 +11,9 @@ def __getattr__(name):
         from .quantities import REGISTRY
         return REGISTRY
     if name == "compare":
-        from .audits.compare import compare
+        from .judging.compare import compare
         return compare
     if name == "assert_stable":
-        from .audits.gate_api import assert_stable
+        from .gate.api import assert_stable
         return assert_stable
     raise AttributeError(name)

@@ -10,11 +10,13 @@ import argparse
 import importlib
 import sys
 
+__all__ = ["COMMANDS", "build_parser", "main"]
+
 COMMANDS = {
     "list": ("infoaudit.commands.list_cmd", "list quantities (and --backends: frameworks, versions, devices)"),
-    "run": ("infoaudit.audits.run_cmd", "adversarial audit of the installed backends; writes reports/"),
+    "run": ("infoaudit.run.cli", "adversarial audit of the installed backends; writes reports/"),
     "report": ("infoaudit.report.report_cmd", "render a results JSON to Markdown/HTML/PNG"),
-    "gate": ("infoaudit.audits.gate_cmd", "gate a user's own implementation (exit 0 pass, 1 fail, 2 usage)"),
+    "gate": ("infoaudit.gate.cli", "gate a user's own implementation (exit 0 pass, 1 fail, 2 usage)"),
     "bench": ("infoaudit.bench.bench_cmd", "throughput of backends side by side"),
     "diff": ("infoaudit.results.diff_cmd", "what changed between two results.json (exit 0 same or better, 1 worse, 2 bad input)"),
     "merge": ("infoaudit.cluster.merge_cmd", "join the results.json of the shards of a run (--shard i/N) into one "

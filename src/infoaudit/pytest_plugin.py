@@ -69,7 +69,7 @@ def _marker_kwargs(item) -> dict:
 def infoaudit_gate():
     """``infoaudit_gate(fn, quantity, framework=None, **options)``: :func:`infoaudit.assert_stable`
     with this session's ``--infoaudit-*`` options and the test's marker as defaults."""
-    from .audits.gate_api import assert_stable
+    from .gate.api import assert_stable
 
     def run(fn, quantity, framework=None, **options):
         __tracebackhide__ = True
@@ -92,7 +92,7 @@ def pytest_runtest_call(item):
             __tracebackhide__ = True
             if not marker.get("quantity"):
                 raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.infoaudit(impl=...) needs quantity=...")
-            from .audits.gate_api import assert_stable
+            from .gate.api import assert_stable
             opts = {k: v for k, v in marker.items() if k not in ("impl", "quantity", "framework")}
             assert_stable(marker["impl"], marker["quantity"], marker.get("framework"), **opts)
         return result

@@ -66,7 +66,7 @@ def _union(out, src, section, name, owner, strip=False):
 def merge_documents(docs, names=None):
     """One results document from ``docs`` (loaded results.json dicts; ``names`` label them in
     messages). Returns ``(doc, warnings)``; raises MergeError."""
-    from ..audits import results as R
+    from ..results import schema as R
 
     docs = list(docs)
     warnings = []

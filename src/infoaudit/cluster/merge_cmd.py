@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ..audits import results as R
+from ..results import schema as R
 from .merge import MergeError, merge_documents
 
 __all__ = ["add_arguments", "main", "RESULTS_NAME"]

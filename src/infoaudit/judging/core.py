@@ -4,7 +4,7 @@
 core for anything whose scales the caller supplies (a gradient component with N from second
 derivatives and S from the closed-form VJP's terms). Both return a :class:`Judgement`: per
 element the metrics (ULP with subnormals, relative, absolute, non-finite class; from
-:func:`infoaudit.audits.metrics.element_errors`), the scales N and S, the two allowances and a
+:func:`infoaudit.judging.metrics.element_errors`), the scales N and S, the two allowances and a
 grade code; per cell its worst grade, the counts per grade, and a verdict under a profile.
 
 Allowances (absolute; :mod:`.grades` states c(n), u and lambda)::
@@ -23,7 +23,6 @@ import numpy as np
 
 from .. import quantities as Q
 from .. import reference
-from ..audits.metrics import element_errors
 from ..dtypes import dtype_name, fmt, ulp_of
 from .grades import (
     CODE,
@@ -39,6 +38,7 @@ from .grades import (
     allowance_constant,
 )
 from .invariants import check_invariants
+from .metrics import element_errors
 from .scales import N_SAFETY, as_float64_args, envelope, reduction_length, sensitivity
 
 __all__ = ["Judgement", "judge", "grade_elements", "flush_flags", "infinite_input_mask", "format_ulps"]
@@ -170,7 +170,7 @@ class Judgement:
 
 def flush_flags(ftz) -> tuple:
     """(flushes outputs, flushes inputs) from a flush-to-zero probe result (anything with
-    ``flushes_outputs`` / ``flushes_inputs``, e.g. ``audits.ftz.FTZ``), a bool (True: the
+    ``flushes_outputs`` / ``flushes_inputs``, e.g. ``infoaudit.harness.ftz.FTZ``), a bool (True: the
     platform flushes subnormal results, as ``--flush-to-zero`` asks) or None."""
     if ftz is None or ftz is False:
         return False, False
@@ -297,7 +297,7 @@ def judge(quantity, inputs, computed, exact=None, dtype=None, *, ftz=None) -> Ju
     once to ``dtype`` by the caller, as ``compare`` does); ``exact``: the
     :class:`reference.Exact` of the same inputs (evaluated here when None); ``dtype``: the
     audited dtype (default: the first float argument's); ``ftz``: the platform's flush-to-zero
-    probe result (``audits.ftz.probe(...)``), True to accept flushed results, or None.
+    probe result (``infoaudit.harness.ftz.probe(...)``), True to accept flushed results, or None.
 
     On a platform that reads subnormal inputs as zero, an element that is better judged against
     the exact value of the flushed inputs takes that judgement, graded ``flushed`` where it is

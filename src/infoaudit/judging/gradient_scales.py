@@ -7,7 +7,7 @@ what every framework's backward does -- loses up to a few u times these terms (d
 at a confident target: the terms are p_y and 1, the exact value 4e-9 is lost to float32's
 u = 6e-8). The gradient audit passes these as S to :func:`.core.grade_elements` (the envelope
 allowance c(n) u (S + lambda)); N is the gradient's own sensitivity from second derivatives
-(``audits.condition.gradient_condition``). Scalar arguments (T, eps, beta) get the total over
+(``infoaudit.judging.condition.gradient_condition``). Scalar arguments (T, eps, beta) get the total over
 rows. Entries where a term is infinite or undefined get 0 (the non-finite class judges those).
 
 Low-precision lift (``grad_scale(..., dtype=...)``): a probability (or sigmoid) below the dtype's

@@ -14,7 +14,7 @@ a relative error below about 2^-40 where no derivative itself cancels (sigmoid(z
 log(p / q) + 1: there its absolute error is below about 2^-50 times the terms' scale). A
 condition number needs a few digits; ``N_SAFETY`` = 1 + 2^-20 is the stated margin the grades
 multiply N by, so the conditioned allowance is never below its exact value through N's own
-rounding. tests/test_judging.py checks N against the 96-bit :func:`audits.condition.forward_condition`.
+rounding. tests/test_judging.py checks N against the 96-bit :func:`infoaudit.judging.condition.forward_condition`.
 
 Conventions (as in ``forward_condition``): an input that is 0 or non-finite is not moved by a
 relative perturbation and contributes nothing; a partial derivative that is infinite at a finite

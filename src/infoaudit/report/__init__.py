@@ -2,7 +2,7 @@
 
 ``render(doc_or_path, out_dir)`` writes ``report.md``, ``report.html`` and ``plots/*.png`` into
 ``out_dir`` and returns the paths. It reads the results document only (see
-:mod:`infoaudit.audits.results`); all data in the HTML is escaped by the template engine.
+:mod:`infoaudit.results.schema`); all data in the HTML is escaped by the template engine.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ __all__ = ["render"]
 
 
 def render(doc, out_dir, plots=True) -> list:
-    from ..audits import results as R
+    from ..results import schema as R
     from . import plots as P
     from .documents import context, html, markdown
 

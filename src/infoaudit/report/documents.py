@@ -146,8 +146,8 @@ def context(doc, plots: dict) -> dict:
 
 def snippet_text(cell, case):
     """The reproducer the runner executed and verified (regenerated from the stored arguments)."""
-    from .grad_reproducer import grad_snippet
-    from .reproducer import snippet
+    from ..reproducers.gradients import grad_snippet
+    from ..reproducers.values import snippet
 
     if case.get("snippet"):
         return case["snippet"]

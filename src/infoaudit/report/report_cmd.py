@@ -12,7 +12,7 @@ def add_arguments(p):
 
 
 def main(args) -> int:
-    from ..audits import results as R
+    from ..results import schema as R
     from . import render  # the function (the Markdown/HTML module is .documents)
 
     try:

@@ -6,7 +6,7 @@ two machines, eager vs jit).
 :mod:`.compare_cells` (stated there and in :attr:`Rule.describe`), lists the findings that are
 new, fixed or changed with their stored reproducers, re-runs those reproducers (and the worst case
 of every cell whose support changed) in *this* environment against the exact reference
-(:func:`infoaudit.audits.compare.compare`), and lists the fingerprint differences
+(:func:`infoaudit.judging.compare.compare`), and lists the fingerprint differences
 (:func:`.fingerprint.fp_changes`) with the cells each one may explain. The result is a JSON-able
 dict (``"schema": "infoaudit.diff", "version": 1``) rendered by :func:`render_markdown` and
 :func:`render_html`; ``worse`` is true when at least one cell got worse (exit status 1).
@@ -209,9 +209,9 @@ def rerun_case(cell: dict, case: dict, old_case=None, new_case=None) -> dict:
         return {"ran": False, "why": "a user's implementation: re-run it with infoaudit gate"}
     import numpy as np
 
-    from ..audits import compare as C
-    from ..audits.results import decode_args
     from ..backends import BackendUnavailable
+    from ..judging import compare as C
+    from .schema import decode_args
 
     try:
         args = decode_args(case["args"])
@@ -571,7 +571,7 @@ def _snippet(item) -> str:
     if not case or case.get("args") is None or cell is None:
         return ""
     try:
-        from ..report.reproducer import snippet
+        from ..reproducers.values import snippet
     except Exception:  # noqa: BLE001
         return ""
     try:

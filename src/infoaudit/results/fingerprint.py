@@ -21,7 +21,7 @@
   ``jax_default_matmul_precision``, ``jax_enable_x64``;
 * ``fp``: the floating-point state as probed (:func:`fp_state`): for each framework, device and
   dtype whether subnormal results are flushed to zero (FTZ) and subnormal inputs read as zero
-  (DAZ), probed with :func:`infoaudit.audits.ftz.probe`'s arithmetic (XLA on CPU flushes
+  (DAZ), probed with :func:`infoaudit.harness.ftz.probe`'s arithmetic (XLA on CPU flushes
   bfloat16, float32 and float64 but not float16; a library loaded with fast-math can switch the
   whole process to FTZ), plus the matmul precision settings.
 
@@ -303,7 +303,7 @@ def _state(flushes_outputs, flushes_inputs) -> str:
 
 def _probe_one(framework, dtype, device) -> str:
     """'ieee' | 'ftz' | 'daz' | 'ftz+daz' | 'error: ...' -- probed now, not from the process cache."""
-    from ..audits import ftz
+    from ..harness import ftz
 
     raw = getattr(ftz.probe, "__wrapped__", ftz.probe)
     try:
