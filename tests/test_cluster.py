@@ -40,7 +40,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def audit_task(kind, payload):
     """run_cmd's task convention for the kinds these tests use (Hypothesis without the
     literals of the modules this process imported: see support_hypothesis)."""
-    from infoaudit.run.search import run_group, softmax_precision
+    from infoaudit.run.tasks import run_group, softmax_precision
 
     with without_local_constants():
         if kind == "group":
@@ -128,7 +128,7 @@ def local2():
 
 
 def test_local_cluster_equals_in_process(local2):
-    from infoaudit.run.search import run_group
+    from infoaudit.run.tasks import run_group
 
     base = {"profile": "quick", "seed": 0, "backends": ["numpy", "scipy"], "extra_lists": []}
     tasks = [("group", dict(base, quantity=q, dtype=d)) for q, d in

@@ -21,8 +21,8 @@ import pytest
 from mpmath import mp
 
 from infoaudit import reference
+from infoaudit import run as runner
 from infoaudit.reference import engine
-from infoaudit.run import search as runner
 
 # gaussian_kl(mu = 1e-300, logvar = 1e-300): the exact reference needs 2048 bits (checked below), ~1 ms
 NEEDS_2048 = (np.array([[1e-300]]), np.array([[1e-300]]))

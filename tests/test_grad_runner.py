@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from conftest import backend_or_skip
+from infoaudit import run as runner
 from infoaudit.report import model as M
 from infoaudit.report import render
 from infoaudit.report.documents import snippet_text
 from infoaudit.reproducers.values import verify
 from infoaudit.results import schema as R
 from infoaudit.run import gradients as G
-from infoaudit.run import search as runner
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from infoaudit.cluster import merge_cmd
 from infoaudit.cluster.merge import MergeError, merge_documents
 from infoaudit.cluster.shard import parse_shard, shard, shard_of
 from infoaudit.results import schema as R
-from infoaudit.run.search import run_group
+from infoaudit.run.tasks import run_group
 from support_hypothesis import without_local_constants
 
 QUANTITIES = ["sigmoid", "softplus", "entropy"]
@@ -189,7 +189,7 @@ def test_generation_ignores_imported_modules():
     code = """if True:
         import importlib, json, pkgutil
         import infoaudit
-        from infoaudit.run.search import run_group
+        from infoaudit.run.tasks import run_group
         g = dict(quantity="entropy_bits", dtype="float64", profile="quick", seed=0, backends=["numpy"])
         first = run_group(g)["cells"]
         for m in pkgutil.walk_packages(infoaudit.__path__, "infoaudit."):

@@ -13,9 +13,9 @@ import types
 import numpy as np
 import pytest
 
+from infoaudit import run as runner
 from infoaudit.backends import Op
 from infoaudit.dtypes import FORMATS
-from infoaudit.run import search as runner
 
 
 def _stable_softmax(z):

@@ -198,7 +198,7 @@ def test_concurrent_writers(tmp_path):
 
 
 def test_a_cached_group_equals_an_uncached_one(tmp_path):
-    from infoaudit.run.search import run_group
+    from infoaudit.run.tasks import run_group
 
     task = dict(quantity="entropy_bits", dtype="float64", profile="quick", seed=0, backends=["numpy"])
     with without_local_constants():   # a warm cache imports less: see support_hypothesis

@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pytest
 
+from infoaudit import run as runner
 from infoaudit.report import model as M
 from infoaudit.report import render
 from infoaudit.reproducers.values import snippet, verify
 from infoaudit.results import schema as R
-from infoaudit.run import search as runner
 
 BCE = "binary_cross_entropy_with_logits"
 TORCH_BCE = f"{BCE}|torch|native|float16|cpu"

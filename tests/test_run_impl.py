@@ -16,9 +16,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+from infoaudit import run as runner
 from infoaudit.gate.api import gate
 from infoaudit.results import schema as R
-from infoaudit.run import search as runner
 
 DTYPES = ("float32", "float16")
 GATE_EXAMPLES = 12          # the gate's CI budget (tests/test_gate.py)

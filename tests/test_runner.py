@@ -13,8 +13,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 
+from infoaudit import run as runner
 from infoaudit.results import schema as R
-from infoaudit.run import search as runner
 
 
 def test_search_numpy_backend_summary_and_worst_cases():

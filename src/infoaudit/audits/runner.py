@@ -1,54 +1,50 @@
-"""Moved to :mod:`infoaudit.run.search`; ``infoaudit.audits.runner`` re-exports its public names.
+"""Moved to :mod:`infoaudit.run.profiles`, :mod:`infoaudit.run.group`, :mod:`infoaudit.run.targets`, :mod:`infoaudit.run.findings`, :mod:`infoaudit.run.search`, :mod:`infoaudit.run.cells`, :mod:`infoaudit.run.tasks`; ``infoaudit.audits.runner`` re-exports its public names.
 
 (The adversarial audit runner: corpus first, then hypothesis search, then shrinking.)
 """
 from __future__ import annotations
 
-from ..run.search import (
-    DEFAULT_REFERENCE_WORK,
-    FRAMEWORK_OF,
+from ..run.cells import cell_dict
+from ..run.findings import compare_on_findings, shrink_findings
+from ..run.group import (
     METRICS,
-    MIN_REFERENCE_BITS,
-    PANEL_ROWS,
-    PANEL_SIZES,
-    PROFILE_SETTINGS,
     SHIFT_INVARIANCE,
     SHRUNK_METRICS,
     CellState,
     Group,
-    ReferenceOverBudget,
-    SearchResult,
-    Target,
     Worst,
-    as_targets,
-    cell_dict,
-    cell_key,
-    compare_on_findings,
-    exact_of,
-    exact_within_budget,
     finding_masks,
     fingerprint,
-    float_elements,
-    group_seed,
-    hypothesis_phase,
     invariant_masks,
     judge,
-    magnitude_bits,
     magnitude_label,
-    profile_variants,
-    reference_precision_cap,
-    run_group,
     scores,
-    search,
-    shared_logits,
-    shrink_findings,
-    softmax_precision,
-    stack_cases,
-    targets_for,
     unit_magnitudes,
-    user_targets,
     why_line,
 )
+from ..run.profiles import (
+    DEFAULT_REFERENCE_WORK,
+    MIN_REFERENCE_BITS,
+    PROFILE_SETTINGS,
+    ReferenceOverBudget,
+    exact_of,
+    exact_within_budget,
+    float_elements,
+    group_seed,
+    magnitude_bits,
+    reference_precision_cap,
+)
+from ..run.search import SearchResult, hypothesis_phase, search, stack_cases
+from ..run.targets import (
+    FRAMEWORK_OF,
+    Target,
+    as_targets,
+    cell_key,
+    profile_variants,
+    targets_for,
+    user_targets,
+)
+from ..run.tasks import PANEL_ROWS, PANEL_SIZES, run_group, shared_logits, softmax_precision
 
 __all__ = ["PROFILE_SETTINGS", "DEFAULT_REFERENCE_WORK", "MIN_REFERENCE_BITS", "METRICS", "SHRUNK_METRICS",
            "SHIFT_INVARIANCE", "reference_precision_cap", "float_elements", "magnitude_bits",

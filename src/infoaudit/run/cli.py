@@ -161,7 +161,7 @@ def _task(kind, payload):
 
     try:
         if kind == "group":
-            from .search import run_group
+            from .tasks import run_group
 
             return kind, payload, run_group(payload), None
         if kind == "grad":
@@ -169,7 +169,7 @@ def _task(kind, payload):
 
             return kind, payload, run_grad_group(payload), None
         if kind == "panel":
-            from .search import softmax_precision
+            from .tasks import softmax_precision
 
             return kind, payload, softmax_precision(payload), None
         if kind == "environment":
@@ -346,7 +346,7 @@ def main(args) -> int:
     from .. import quantities as Q
     from ..backends import BACKENDS
     from ..backends.grad import AUTODIFF
-    from .search import PROFILE_SETTINGS
+    from .profiles import PROFILE_SETTINGS
 
     out = args.output
     path = os.path.join(out, RESULTS_NAME)

@@ -53,16 +53,10 @@ from ..judging.core import infinite_input_mask
 from ..judging.grades import CODE, GRADES
 from ..judging.scales import reduction_length
 from ..reference.engine import PrecisionBudgetExceeded, precision_budget
-from .search import (
-    ReferenceOverBudget,
-    cell_key,
-    group_seed,
-    hypothesis_phase,
-    profile_variants,
-    scores,
-    stack_cases,
-    why_line,
-)
+from .group import scores, why_line
+from .profiles import ReferenceOverBudget, group_seed
+from .search import hypothesis_phase, stack_cases
+from .targets import cell_key, profile_variants
 
 # examples of the search / of the non-finite search per group; corpus cases up to corpus_max elements;
 # max_unit: largest unit (inputs) whose gradient condition (cae) is computed; jax_eager: also
@@ -116,7 +110,7 @@ def grad_shapes(q, profile):
 def grad_targets(quantity, dtype, backends=None, devices=None):
     """Targets of the installed backends that have autodiff; skipped [(backend, reason)]."""
     from ..backends.grad import supports
-    from .search import targets_for
+    from .targets import targets_for
 
     targets, skipped = targets_for(quantity, dtype, backends, devices)
     out = []
