@@ -19,10 +19,12 @@ DRIFT := .drift
 .PHONY: venv test test-all test-latest report bench lock clean
 
 # torch==2.13.0+cpu in the lock is the CPU build pip finds on this machine's disk; JAX is CPU.
+# --no-compile: byte-compiling every installed module (torch, jaxlib, scipy: tens of thousands of
+# files) took 100 of the 165 s of the install here; Python compiles what is imported on first use.
 $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q pip==$(PIP_VERSION)
-	$(BIN)/python -m pip install -q -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-compile -r $(LOCK)
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
