@@ -344,7 +344,7 @@ def test_committed_ml_dtypes_drift_shows_the_scipy_bfloat16_change():
 
 
 def test_gate_baseline_uses_the_shared_loader_and_rule(tmp_path):
-    from infoaudit.gate import core as G
+    from infoaudit import gate as G
     from tests.zoo import zoo_numpy as Z
 
     base = G.run_gate(Z.softmax_wide, "softmax", "numpy", dtypes=["float16"], examples=3)

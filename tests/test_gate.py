@@ -16,8 +16,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+from infoaudit import gate as G
 from infoaudit import quantities as Q
-from infoaudit.gate import core as G
+from infoaudit.gate import profiles as P
 from infoaudit.options import BY_DEST
 from tests.zoo import all_members
 
@@ -190,7 +191,7 @@ def test_cancellation_is_judged_by_the_floor():
     absolute error on a well-conditioned KL of order 1 does not."""
     p = np.array([[0.25, 0.25, 0.25 + 2 ** -20, 0.25 - 2 ** -20]], dtype=np.float32)
     q = np.array([[0.25, 0.25, 0.25, 0.25]], dtype=np.float32)
-    ctx = G.Context(Q.get("kl_divergence"), "float32", None, G.P.load("default").thresholds("kl_divergence", "float32"))
+    ctx = G.Context(Q.get("kl_divergence"), "float32", None, P.load("default").thresholds("kl_divergence", "float32"))
     ex = G.exact_values("kl_divergence", "float32", [p, q])
     y = ex.hi + 3e-8  # ~u absolute on a ~1e-12 result
     j = G.judge(ctx, [p, q], G.Outcome("ok", y))
@@ -207,7 +208,7 @@ def test_undefined_results_accept_anything_by_default_but_not_strict():
     q = Q.get("softmax")
     zeros = G.Outcome("ok", np.zeros((1, 2)))
     for prof, fails in (("default", False), ("strict", True)):
-        ctx = G.Context(q, "float32", None, G.P.load(prof).thresholds("softmax", "float32"))
+        ctx = G.Context(q, "float32", None, P.load(prof).thresholds("softmax", "float32"))
         assert G.judge(ctx, [z], zeros).failed is fails
 
 

@@ -26,9 +26,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+from infoaudit import gate as G
 from infoaudit import judging
 from infoaudit import quantities as Q
-from infoaudit.gate import core as G
+from infoaudit.gate import grad_calls as GC
+from infoaudit.gate import grad_judge as GJ
 from infoaudit.gate import gradients as GG
 from infoaudit.gate import profiles as P
 from infoaudit.options import BY_DEST
@@ -237,7 +239,7 @@ def test_numpy_has_no_autodiff():
 def test_quantity_without_float_arguments_is_a_usage_error():
     q = Q.Quantity("labels_only", (Q.Arg("y", Q.LABEL),), Q.ROW_REDUCE, None, "")
     with pytest.raises(G.GateUsageError, match="no float argument to differentiate"):
-        GG.check_usage("torch", q)
+        GC.check_usage("torch", q)
 
 
 def test_grad_settings_in_the_profiles():
@@ -567,9 +569,9 @@ def _grad_judgement(fn, qname, dtype, inputs, profile="default"):
 
     q = Q.get(qname)
     mod = load("torch")
-    gctx = GG.GradContext(q, dtype, P.load(profile).thresholds(qname, dtype), mod, GG.user_op(fn),
+    gctx = GG.GradContext(q, dtype, P.load(profile).thresholds(qname, dtype), mod, GC.user_op(fn),
                           G.framework_adapter("torch"))
-    return GG.judge(gctx, list(inputs), GG.evaluate(mod, gctx.op, q, dtype, list(inputs)))
+    return GJ.judge(gctx, list(inputs), GC.evaluate(mod, gctx.op, q, dtype, list(inputs)))
 
 
 def _distill_in_dtype(zs, zt, T):

@@ -414,7 +414,7 @@ def test_envelope_is_the_one_scale():
 
 @pytest.mark.parametrize("name", list(quantities.REGISTRY))
 def test_envelope_is_finite_nonnegative_and_shaped_like_the_output(name):
-    from infoaudit.gate.core import probes
+    from infoaudit.probes import probes
 
     q = quantities.get(name)
     for _, args in probes(name, "float32"):

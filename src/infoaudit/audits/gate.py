@@ -1,35 +1,26 @@
-"""Moved to :mod:`infoaudit.gate.core`; ``infoaudit.audits.gate`` re-exports its public names.
+"""Moved to :mod:`infoaudit.gate.judge`, :mod:`infoaudit.probes`, :mod:`infoaudit.gate.report`, :mod:`infoaudit.gate.search`, :mod:`infoaudit.gate.core`, :mod:`infoaudit.harness.calls`; ``infoaudit.audits.gate`` re-exports its public names.
 
 (The numerical-correctness gate: audit a user's own implementation of one quantity.)
 """
 from __future__ import annotations
 
-from ..gate.core import (
-    Context,
-    DtypeResult,
-    FlushFlags,
-    GateReport,
+from ..gate.core import describe_impl, run_gate
+from ..gate.judge import Context, FlushFlags, Judgement, grade_case, judge
+from ..gate.report import DtypeResult, GateReport
+from ..gate.search import gate_dtype, reproducer
+from ..harness.calls import (
     GateUsageError,
     Harness,
-    Judgement,
     Outcome,
     call_with_timeout,
     default_dtypes,
-    describe_impl,
     exact_values,
-    fixed_cases,
     framework_adapter,
-    gate_dtype,
-    grade_case,
     infer_framework,
     install_watchdog,
-    judge,
-    probes,
     reduce_to_unit,
-    reproducer,
-    run_gate,
-    search_strategy,
 )
+from ..probes import fixed_cases, probes, search_strategy
 
 __all__ = ["FlushFlags", "Judgement", "Context", "grade_case", "judge", "probes", "fixed_cases",
            "search_strategy", "DtypeResult", "GateReport", "reproducer", "gate_dtype", "describe_impl",

@@ -1,29 +1,29 @@
-"""Moved to :mod:`infoaudit.gate.gradients`; ``infoaudit.audits.gate_grad`` re-exports its public names.
+"""Moved to :mod:`infoaudit.gate.grad_calls`, :mod:`infoaudit.gate.grad_judge`, :mod:`infoaudit.gate.gradients`; ``infoaudit.audits.gate_grad`` re-exports its public names.
 
 (``infoaudit gate --grad``: audit the *gradients* of a user's implementation.)
 """
 from __future__ import annotations
 
-from ..gate.gradients import (
+from ..gate.grad_calls import (
     AUTODIFF,
     GRAD_MAX_ELEMENTS,
     GRAD_SEARCH_INPUTS,
     MAX_CONDITION_UNIT,
-    ArgVerdict,
-    GradContext,
-    GradJudgement,
     GradOutcome,
     check_usage,
     evaluate,
     exact_vjp,
+    load_backend,
+    user_op,
+)
+from ..gate.grad_judge import ArgVerdict, GradJudgement, judge
+from ..gate.gradients import (
+    GradContext,
     failure_dict,
     gate_grad_dtype,
     grad_cell,
-    judge,
-    load_backend,
     reproducer,
     select_cases,
-    user_op,
 )
 
 __all__ = ["AUTODIFF", "GRAD_SEARCH_INPUTS", "GRAD_MAX_ELEMENTS", "MAX_CONDITION_UNIT", "check_usage",

@@ -26,7 +26,8 @@ class GateUsage(ValueError):
 
 def gate(fn, quantity, framework=None, **options):
     """Run the gate and return its :class:`~infoaudit.gate.core.GateReport` (never raises on failure)."""
-    from . import core as G
+    from ..harness.calls import GateUsageError
+    from .core import run_gate
 
     unknown = set(options) - set(O.BY_DEST) - {"inputs"}
     if unknown:
@@ -43,12 +44,12 @@ def gate(fn, quantity, framework=None, **options):
     if framework is None:
         framework = options.get("framework") or O.PYTEST_DEFAULTS.get("framework")
     try:
-        return G.run_gate(fn, quantity, framework, dtypes=opts["dtype"], device=opts["device"],
+        return run_gate(fn, quantity, framework, dtypes=opts["dtype"], device=opts["device"],
                           profile=opts["profile"], examples=opts["examples"], seed=opts["seed"],
                           timeout=opts["timeout"], relative=opts["relative"], baseline=opts["baseline"],
                           flush_to_zero=opts["flush_to_zero"], user_profiles=opts["profiles_config"],
                           grad=opts["grad"])
-    except G.GateUsageError as e:
+    except GateUsageError as e:
         raise GateUsage(str(e)) from None
 
 

@@ -267,7 +267,8 @@ def _usage(msg) -> int:
 
 
 def main(args) -> int:
-    from . import core as G
+    from ..harness.calls import GateUsageError, install_watchdog
+    from .core import run_gate
 
     try:
         cfg = O.tool_config()
@@ -295,18 +296,18 @@ def main(args) -> int:
         if os.environ.get("GITHUB_ACTIONS") == "true":
             print(f"::error title=infoaudit gate: {opts['quantity']}::implementation hung in native code", flush=True)
 
-    G.install_watchdog(on_hang)
+    install_watchdog(on_hang)
     t0 = time.perf_counter()
     modname, _, attr = opts["impl"].partition(":")
     try:
-        rep = G.run_gate(fn, opts["quantity"], opts["framework"], dtypes=opts["dtype"], device=opts["device"],
+        rep = run_gate(fn, opts["quantity"], opts["framework"], dtypes=opts["dtype"], device=opts["device"],
                          profile=opts["profile"], examples=opts["examples"], seed=opts["seed"],
                          timeout=opts["timeout"], relative=opts["relative"], baseline=opts["baseline"],
                          flush_to_zero=opts["flush_to_zero"], impl_name=opts["impl"],
                          impl_import=(f"from {modname} import {attr.split('.')[0]}" if "." not in attr
                                       else f"from {modname} import {attr.split('.')[0]}"),
                          fn_name=attr, user_profiles=opts["profiles_config"], grad=opts["grad"])
-    except G.GateUsageError as e:
+    except GateUsageError as e:
         return _usage(str(e))
     print(render_text(rep))
     print(f"(gate time {time.perf_counter() - t0:.1f} s)")

@@ -319,7 +319,7 @@ def _check_impl(spec, quantity, framework):
     from .. import quantities as Q
     from ..backends import BackendUnavailable, load
     from ..gate.cli import UsageError, load_impl
-    from ..gate.core import infer_framework
+    from ..harness.calls import infer_framework
 
     if not quantity:
         return framework, "", "--impl needs --quantity (the quantity the function implements)"
@@ -357,7 +357,7 @@ def main(args) -> int:
         if err:
             print(f"infoaudit run: {err}", file=sys.stderr)
             return 2
-        from ..gate.core import default_dtypes
+        from ..harness.calls import default_dtypes
 
         backends = _split(args.backends)          # the installed backends to compare with (default: none)
         dtypes = _split(args.dtypes) or list(default_dtypes(framework))

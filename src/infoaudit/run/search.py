@@ -148,7 +148,7 @@ def search(quantity, target, dtype="float32", profile="default", seed=0, *, fram
     fixed = []
     if use_corpus:
         from .. import corpus
-        from ..gate.core import probes
+        from ..probes import probes
 
         cmax = prof.get("corpus_max")
         keep = {lab for lab, _, _ in corpus_extra}

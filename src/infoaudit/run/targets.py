@@ -33,6 +33,8 @@ class Target:
     first_error: str = ""
     successes: int = 0
     framework: str = ""         # whose arrays and floating-point environment (numpy, torch, jax)
+    profiles: tuple = ()        # run profiles that audit it (empty: all; Op.profiles)
+    baseline: str = ""          # variant compared with it on the same inputs (Op.baseline; compiled -> eager)
 
     @property
     def name(self) -> str:
@@ -112,12 +114,19 @@ def _targets_of_module(mod, q, d, devices, skipped):
     if q.name not in table:
         skipped.append((name, f"no op for {q.name}"))
         return []
+    ops = list(table[q.name])
+    if hasattr(mod, "extra_ops"):  # variants only the run audits (torch.compile)
+        try:
+            ops += list(mod.extra_ops().get(q.name, ()))
+        except Exception as e:  # noqa: BLE001
+            skipped.append((name, f"extra_ops() failed: {type(e).__name__}: {e}"))
     devs = devices or (mod.devices() if hasattr(mod, "devices") else ["cpu"])
     out = []
     for dev in devs:
-        for op in table[q.name]:
+        for op in ops:
             out.append(Target(name, op.variant, dev, op.call, op.native, op.note, mod, op.fn,
-                              framework=FRAMEWORK_OF.get(name, "")))
+                              framework=FRAMEWORK_OF.get(name, ""), profiles=tuple(getattr(op, "profiles", ())),
+                              baseline=getattr(op, "baseline", "")))
     return out
 
 
@@ -157,7 +166,17 @@ def as_targets(quantity, target, dtype, device=None, framework=None):
 
 def profile_variants(targets, skipped, profile):
     """The targets the profile audits: all variants, or (``variants="first"``) each backend's
-    primary op per device; the others are appended to ``skipped`` with the reason."""
+    primary op per device; the others are appended to ``skipped`` with the reason. A target
+    whose ``profiles`` do not name ``profile`` (compiled variants) is skipped first."""
+    kept = [t for t in targets if not t.profiles or profile in t.profiles]
+    left = {}
+    for t in targets:
+        if t.profiles and profile not in t.profiles:
+            left.setdefault((t.backend, t.profiles), []).append(t.variant)
+    for (backend, profs), names in left.items():
+        skipped.append((backend, f"variants {', '.join(dict.fromkeys(names))}: audited by the "
+                                 f"{'/'.join(profs)} profile only"))
+    targets = kept
     if PROFILE_SETTINGS[profile].get("variants") != "first":
         return list(targets)
     seen, firsts = set(), []
@@ -175,7 +194,7 @@ def user_targets(spec, quantity, dtype, framework=None, device=None):
     --impl`` imports it, :func:`.gate_cmd.load_impl`; ``framework`` inferred as the gate infers
     it). Raises :class:`.gate_cmd.UsageError` with one line when it does not import."""
     from ..gate.cli import load_impl
-    from ..gate.core import infer_framework
+    from ..harness.calls import infer_framework
 
     fn = load_impl(spec)
     targets, _ = as_targets(quantity, fn, dtype, device, framework or infer_framework(fn))

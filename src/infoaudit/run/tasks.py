@@ -77,7 +77,8 @@ def softmax_precision(task: dict) -> dict:
     dtypes = task.get("dtypes") or ["float16", "bfloat16", "float32", "float64"]
     q = Q.get("softmax")
     rng = np.random.default_rng(group_seed(task.get("seed", 0), "softmax_precision"))
-    targets = {d: targets_for(q, d, task.get("backends"))[0] for d in dtypes}
+    targets = {d: [t for t in targets_for(q, d, task.get("backends"))[0] if not t.profiles or profile in t.profiles]
+               for d in dtypes}
     work = PROFILE_SETTINGS[profile].get("reference_work", DEFAULT_REFERENCE_WORK)
     rows = []
     over_budget = []
