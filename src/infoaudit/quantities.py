@@ -23,12 +23,22 @@ LABEL = "label"
 TEMPERATURE, EPS, BETA = "temperature", "eps", "beta"
 SCALAR_KINDS = (TEMPERATURE, EPS, BETA)
 ARRAY_KINDS = (LOGITS, LOGPROBS, PROBS, PROB, REAL, TARGET01, MU, LOGVAR, TABLE)
+# Sampled softmax: SAMPLES is an int64 array (..., K) of sampled class indices (one row of K per
+# row of logits; duplicates allowed); LOG_PROPOSAL is log q over the full vocabulary, a float
+# array shaped like the logits (a proposal shared by the batch is broadcast by the caller).
+SAMPLES, LOG_PROPOSAL = "samples", "log_proposal"
+# Adaptive softmax: HIDDEN rows (batch, d) and WEIGHT matrices (out_features, in_features) as
+# torch.nn.Linear stores them, shared by every row.
+HIDDEN, WEIGHT = "hidden", "weight"
+ARRAY_KINDS = ARRAY_KINDS + (LOG_PROPOSAL, HIDDEN, WEIGHT)
+INDEX_KINDS = (LABEL, SAMPLES)  # int64 class-index arrays
 
 # Structures: how inputs split into units and what shape the output has.
 ELEMENTWISE = "elementwise"    # float args broadcast; one output per element
 ROW = "row"                    # rows along the last axis -> same shape
 ROW_REDUCE = "row_reduce"      # rows along the last axis -> shape[:-1]
 TABLE_REDUCE = "table_reduce"  # (..., nx, ny) tables -> shape[:-2]
+ADAPTIVE = "adaptive"          # hidden rows (batch, d) and shared weights -> (batch, V) log-probabilities
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,10 @@ class Arg:
     @property
     def is_scalar(self) -> bool:
         return self.kind in SCALAR_KINDS
+
+    @property
+    def is_index_array(self) -> bool:
+        return self.kind in INDEX_KINDS
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,7 @@ TAGS = {
     "log_like": "the result is a logarithm or a sum of logarithms: an infinity where the exact value is "
                 "finite is log(0) of an underflowed value",
     "exp_outside_log": "the formula also has exp(x) outside any log argument: +inf may be an overflow",
+    "value_only": "audited for its value only: no exact derivative is registered, so no gradient audit runs",
 }
 
 
@@ -153,6 +168,22 @@ _ENTRIES = [
     _q("mutual_information", [("P", TABLE)], TABLE_REDUCE,
        "I(X; Y) = sum P_xy log(P_xy / (P_x P_y))", "marginals from P; 0 log 0 = 0",
        tags=("nonnegative", "max_log_min_nx_ny", "log_like")),
+    _q("sampled_softmax_cross_entropy", [("z", LOGITS), ("y", LABEL), ("samples", SAMPLES), ("log_q", LOG_PROPOSAL)],
+       ROW_REDUCE,
+       "-(a_y) + logsumexp_{j in {y} + samples} a_j, a_j = z_j - log q_j (sampled softmax with the "
+       "log-proposal correction; samples: int64 (..., K); log_q shaped like z)",
+       "accidental hits (samples equal to y) are removed (their term is -inf, TF remove_accidental_hits); "
+       "duplicate samples each count; entries of z / log_q outside {y} + samples are not read; "
+       "a_y = -inf (masked target) -> +inf; a_y = +inf or NaN -> NaN",
+       tags=("nonnegative", "log_like", "value_only")),
+    _q("adaptive_log_softmax", [("h", HIDDEN), ("head_weight", WEIGHT), ("proj_1", WEIGHT), ("out_1", WEIGHT),
+                                ("proj_2", WEIGHT), ("out_2", WEIGHT)], ADAPTIVE,
+       "log p(c | h) of a two-cluster adaptive softmax (torch.nn.AdaptiveLogSoftmaxWithLoss.log_prob, "
+       "head_bias=False): head = log_softmax(h W_head^T) over the shortlist and 2 cluster tokens; "
+       "cluster i: head[S + i] + log_softmax((h P_i^T) O_i^T); weights as nn.Linear stores them "
+       "(out_features, in_features); cutoffs = [S, S + o_1], S = head rows - 2, V = S + o_1 + o_2",
+       "matrix products exact from the float inputs; -inf / NaN conventions of log_softmax per softmax",
+       tags=("nonpositive", "log_like", "value_only")),
 ]
 
 REGISTRY: dict[str, Quantity] = {q.name: q for q in _ENTRIES}
@@ -198,7 +229,7 @@ def validate(q: Quantity, args) -> list:
             if arg.kind == EPS and not 0 <= v <= 1:
                 raise InputError(f"{q.name}: {arg.name!r} must be in [0, 1], got {v}")
             out.append(v)
-        elif arg.kind == LABEL:
+        elif arg.is_index_array:
             arr = np.asarray(a)
             if arr.dtype.kind not in "iu":
                 raise InputError(f"{q.name}: labels {arg.name!r} must be integers (int64), got dtype {arr.dtype}")
@@ -219,6 +250,9 @@ def validate(q: Quantity, args) -> list:
 def _check_shapes(q: Quantity, vals):
     floats = [(arg, v) for arg, v in zip(q.args, vals) if arg.is_float_array]
     first_arg, first = floats[0]
+    if q.structure == ADAPTIVE:
+        _check_adaptive(q, vals)
+        return
     if q.structure == ELEMENTWISE:
         try:
             np.broadcast_shapes(*[v.shape for _, v in floats])
@@ -240,10 +274,42 @@ def _check_shapes(q: Quantity, vals):
             n = first.shape[-1]
             if v.size and (v.min() < 0 or v.max() >= n):
                 raise InputError(f"{q.name}: labels {arg.name!r} out of range [0, {n}): min {v.min()}, max {v.max()}")
+        elif arg.kind == SAMPLES:
+            if v.ndim != first.ndim or v.shape[:-1] != first.shape[:-1] or v.shape[-1] < 1:
+                raise InputError(f"{q.name}: samples {arg.name!r} have shape {v.shape}, expected "
+                                 f"{first.shape[:-1] + ('K',)} with K >= 1")
+            n = first.shape[-1]
+            if v.size and (v.min() < 0 or v.max() >= n):
+                raise InputError(f"{q.name}: samples {arg.name!r} out of range [0, {n}): min {v.min()}, max {v.max()}")
+
+
+def adaptive_sizes(vals) -> tuple:
+    """(d, S, o_1, o_2, V) of adaptive_log_softmax's arguments (h, W_head, P_1, O_1, P_2, O_2)."""
+    h, head, _, o1, _, o2 = vals
+    S = head.shape[0] - 2
+    return h.shape[-1], S, o1.shape[0], o2.shape[0], S + o1.shape[0] + o2.shape[0]
+
+
+def _check_adaptive(q: Quantity, vals):
+    h, head, p1, o1, p2, o2 = vals
+    if h.ndim != 2 or any(w.ndim != 2 for w in (head, p1, o1, p2, o2)):
+        raise InputError(f"{q.name}: h must be (batch, d) and every weight 2-d (out_features, in_features)")
+    d = h.shape[1]
+    if d < 1 or h.shape[0] < 1:
+        raise InputError(f"{q.name}: h has an empty axis (shape {h.shape})")
+    if head.shape[0] < 3 or head.shape[1] != d:
+        raise InputError(f"{q.name}: head_weight has shape {head.shape}, expected (S + 2, {d}) with S >= 1")
+    for i, (p, o) in enumerate(((p1, o1), (p2, o2)), 1):
+        if p.shape[1] != d or p.shape[0] < 1:
+            raise InputError(f"{q.name}: proj_{i} has shape {p.shape}, expected (h_{i} >= 1, {d})")
+        if o.shape[1] != p.shape[0] or o.shape[0] < 1:
+            raise InputError(f"{q.name}: out_{i} has shape {o.shape}, expected (o_{i} >= 1, {p.shape[0]})")
 
 
 def output_shape(q: Quantity, vals) -> tuple:
     floats = [v for arg, v in zip(q.args, vals) if arg.is_float_array]
+    if q.structure == ADAPTIVE:
+        return (floats[0].shape[0], adaptive_sizes(vals)[-1])
     if q.structure == ELEMENTWISE:
         return np.broadcast_shapes(*[v.shape for v in floats])
     if q.structure == ROW:
@@ -261,6 +327,11 @@ def units(q: Quantity, vals):
         for idx in np.ndindex(*shape):
             yield tuple(float(v[idx]) if isinstance(v, np.ndarray) else v for v in bvals)
         return
+    if q.structure == ADAPTIVE:
+        weights = [v.tolist() for v in vals[1:]]
+        for b in range(shape[0]):
+            yield (vals[0][b].tolist(), *weights)
+        return
     lead = shape if q.structure != ROW else shape[:-1]
     for idx in np.ndindex(*lead):
         unit = []
@@ -269,6 +340,8 @@ def units(q: Quantity, vals):
                 unit.append(v[idx].tolist())
             elif arg.kind == LABEL:
                 unit.append(int(v[idx]))
+            elif arg.kind == SAMPLES:
+                unit.append([int(s) for s in v[idx]])
             else:
                 unit.append(v)
         yield tuple(unit)

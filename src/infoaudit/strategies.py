@@ -675,6 +675,107 @@ def _beta(dtype):
     return _scalar((1.0, 0.1, 0.01), 1e-3, 10.0, dtype, log=True, check=lambda v: v > 0)
 
 
+# ---------------------------------------------------------------- large-vocabulary losses
+
+SAMPLED_LOGITS = ("zipf", "zipf", "general")
+PROPOSALS = ("zipf", "log_uniform", "uniform", "peaked", "tiny")
+SAMPLE_SIZES = ("one", "few", "half", "all", "twice")
+
+
+def zipf_log_probs(n, s=1.0, perm=None) -> np.ndarray:
+    """log q_j of a Zipf(s) law over n classes (rank r = j + 1, optionally permuted), float64."""
+    lw = -s * np.log(np.arange(1, n + 1, dtype=np.float64))
+    m = lw.max()
+    lq = lw - (m + np.log(np.sum(np.exp(lw - m))))
+    return lq if perm is None else lq[perm]
+
+
+def _proposal(family, n, rng, lm):
+    if family == "zipf":
+        return zipf_log_probs(n, float(rng.choice([0.8, 1.0, 1.2])))
+    if family == "log_uniform":  # TF's LogUniformCandidateSampler: q(k) = log((k + 2) / (k + 1)) / log(n + 1)
+        k = np.arange(n, dtype=np.float64)
+        return np.log(np.log1p(1.0 / (k + 1))) - np.log(np.log(n + 1.0))
+    if family == "uniform":
+        return np.full(n, -np.log(n))
+    if family == "peaked":
+        lq = zipf_log_probs(n, 3.0, rng.permutation(n))
+        return lq
+    # tiny: a few classes with probabilities near the dtype's smallest normal
+    lq = zipf_log_probs(n, 1.0)
+    lq[rng.integers(0, n, size=max(1, n // 8))] = lm["exp_tiny"] + rng.uniform(-2, 2)
+    return lq
+
+
+@st.composite
+def _sampled_softmax(draw, dtype, max_len, focus="any"):
+    """(z, y, samples, log_q): Zipfian (or general adversarial) logits, a unigram proposal over
+    the vocabulary, K from 1 to 2V samples drawn from it with replacement (duplicates and
+    accidental hits of y happen; a drawn option forces hits)."""
+    lm = landmarks(dtype)
+    zfam = _pick(draw, SAMPLED_LOGITS)
+    if zfam == "general":
+        z, r = draw(_logits(dtype, max_len, focus))
+        batch, n = z.shape
+    else:
+        batch, n = _row_shape(draw, max_len)
+        r = {"z.family": "zipf", "z.shape": [batch, n]}
+    pfam = _pick(draw, PROPOSALS)
+    kfam = _pick(draw, SAMPLE_SIZES)
+    force_hit = draw(st.booleans())
+    seed = draw(_seed())
+    rng = np.random.default_rng(seed)
+    if zfam == "zipf":
+        scale = float(rng.choice([1.0, 4.0, 30.0, lm["exp_over"] / 4]))
+        z = np.stack([zipf_log_probs(n, 1.0, rng.permutation(n)) * scale / max(1.0, np.log(n))
+                      + rng.standard_normal(n) * 0.1 for _ in range(batch)]) + float(rng.normal() * 3)
+        z = _to_dtype(z, dtype)
+    y, ry = draw(_labels(z))
+    lq = _to_dtype(np.broadcast_to(_proposal(pfam, n, rng, lm), (batch, n)), dtype)
+    k = {"one": 1, "few": int(rng.integers(2, 9)), "half": max(1, n // 2), "all": n, "twice": 2 * n}[kfam]
+    q = np.exp(lq.astype(np.float64)[0])
+    q = q / q.sum()
+    samples = np.stack([rng.choice(n, size=k, p=q) for _ in range(batch)]).astype(np.int64)
+    if force_hit:
+        samples[:, 0] = y
+    recipe = {**r, **ry, "log_q.family": pfam, "samples.K": kfam, "samples.k": k, "samples.hit": force_hit,
+              "samples.seed": seed}
+    return z, y, samples, lq, recipe
+
+
+ADAPTIVE_FAMILIES = ("init", "init", "large", "near_overflow", "zeros", "dominant")
+ADAPTIVE_SHAPES = {"quick": ((1, 4, 2, 3, 2),), "default": ((2, 4, 2, 3, 2), (2, 16, 8, 16, 8), (1, 32, 30, 64, 32)),
+                   "thorough": ((1, 1, 1, 1, 1), (2, 4, 2, 3, 2), (2, 16, 8, 16, 8), (1, 32, 30, 64, 32),
+                                (1, 64, 60, 200, 100))}
+
+
+@st.composite
+def _adaptive(draw, dtype, profile, focus="any"):
+    """(h, W_head, P_1, O_1, P_2, O_2) of a two-cluster adaptive softmax: (batch, d, S, o_1, o_2)
+    from a menu, projections d -> d/2 and d -> d/4 (div_value 2, as in torch's default 4.0 but
+    smaller); weights as nn.Linear initialises them (U(-1/sqrt(in), 1/sqrt(in))) or scaled so
+    that logits reach the dtype's exp thresholds, all zero, or one dominant head row."""
+    lm = landmarks(dtype)
+    batch, d, S, o1, o2 = _pick(draw, ADAPTIVE_SHAPES[profile])
+    fam = _pick(draw, ADAPTIVE_FAMILIES[2:] if focus == "nonfinite" else ADAPTIVE_FAMILIES)
+    seed = draw(_seed())
+    rng = np.random.default_rng(seed)
+    h1, h2 = max(1, d // 2), max(1, d // 4)
+    shapes = [(S + 2, d), (h1, d), (o1, h1), (h2, d), (o2, h2)]
+    ws = [rng.uniform(-1, 1, sh) / np.sqrt(sh[1]) for sh in shapes]
+    h = rng.standard_normal((batch, d))
+    if fam == "large":
+        h = h * float(rng.choice([30.0, 300.0]))
+    elif fam == "near_overflow":
+        h = h * lm["exp_over"] * 2
+    elif fam == "zeros":
+        ws = [np.zeros(sh) for sh in shapes]
+    elif fam == "dominant":
+        ws[0][int(rng.integers(0, S + 2))] *= -math.log(lm["u"]) * 2
+    args = (_to_dtype(h, dtype),) + tuple(_to_dtype(w, dtype) for w in ws)
+    return args, {"adaptive.family": fam, "adaptive.shape": [batch, d, S, o1, o2], "adaptive.seed": seed}
+
+
 # ---------------------------------------------------------------- per quantity
 
 
@@ -692,6 +793,8 @@ def shape_menu(quantity, profile="default"):
         return ELEMENTWISE_SHAPES[profile]
     if q.structure == Q.TABLE_REDUCE:
         return TABLE_SHAPES[profile]
+    if q.structure == Q.ADAPTIVE:
+        return ADAPTIVE_SHAPES[profile]
     L = max_len(q, profile)
     return tuple(s for s in ROW_SHAPES[profile] if s[-1] <= L)
 
@@ -767,6 +870,12 @@ def cases(quantity, dtype, profile="default", focus="any", shapes=None):
         if kinds == (Q.TABLE,):
             P, r = draw(_table(d, profile, focus, menu=menu))
             return Case((P,), r)
+        if kinds == (Q.LOGITS, Q.LABEL, Q.SAMPLES, Q.LOG_PROPOSAL):
+            z, y, smp, lq, r = draw(_sampled_softmax(d, L, focus))
+            return Case((z, y, smp, lq), r)
+        if q.structure == Q.ADAPTIVE:
+            args, r = draw(_adaptive(d, profile, focus))
+            return Case(args, r)
         raise NotImplementedError(f"no strategy for argument kinds {kinds} of {q.name}")  # pragma: no cover
 
     return build()
@@ -777,7 +886,8 @@ def arguments(quantity, dtype, profile="default", focus="any", shapes=None):
     return cases(quantity, dtype, profile, focus, shapes).map(lambda c: c.args)
 
 
-__all__ = ["arguments", "cases", "Case", "landmarks", "max_len", "shape_menu", "PROFILES", "without_local_constants"]
+__all__ = ["arguments", "cases", "Case", "landmarks", "max_len", "shape_menu", "PROFILES", "without_local_constants",
+           "zipf_log_probs"]
 
 
 @contextlib.contextmanager

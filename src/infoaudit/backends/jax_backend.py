@@ -180,6 +180,23 @@ def _ops():
         py = jnp.sum(P, axis=-2, keepdims=True)
         return jnp.sum(jss.xlogy(P, P) - jss.xlogy(P, px) - jss.xlogy(P, py), axis=(-2, -1))
 
+    def sampled_terms(z, y, samples, log_q):
+        idx = jnp.concatenate([y[..., None], samples], axis=-1)
+        a = jnp.take_along_axis(z, idx, axis=-1) - jnp.take_along_axis(log_q, idx, axis=-1)
+        hit = jnp.concatenate([jnp.zeros(y.shape + (1,), bool), samples == y[..., None]], axis=-1)
+        return jnp.where(hit, jnp.array(-jnp.inf, a.dtype), a)
+
+    def sampled(z, y, samples, log_q):
+        a = sampled_terms(z, y, samples, log_q)
+        return nn.logsumexp(a, axis=-1) - a[..., 0]
+
+    def adaptive(h, head_weight, proj_1, out_1, proj_2, out_2):
+        S = head_weight.shape[0] - 2
+        head = nn.log_softmax(h @ head_weight.T, axis=-1)
+        parts = [head[:, :S]] + [head[:, S + i:S + i + 1] + nn.log_softmax((h @ P.T) @ O.T, axis=-1)
+                                 for i, (P, O) in enumerate(((proj_1, out_1), (proj_2, out_2)))]
+        return jnp.concatenate(parts, axis=-1)
+
     N, C = True, False
     t: dict = {}
     _pair(t, "softmax", "", lambda z: nn.softmax(z, axis=-1), N, "jax.nn.softmax(z, axis=-1)")
@@ -219,6 +236,10 @@ def _ops():
     _pair(t, "joint_entropy", "", lambda P: jnp.sum(jss.entr(P), axis=(-2, -1)), C, "entr(P).sum((-2, -1))")
     _pair(t, "conditional_entropy", "", cond_entropy, C, "-(xlogy(P, P) - xlogy(P, Px)).sum()")
     _pair(t, "mutual_information", "", mutual_info, C, "(xlogy(P, P) - xlogy(P, Px) - xlogy(P, Py)).sum()")
+    _pair(t, "sampled_softmax_cross_entropy", "", sampled, C,
+          "jax.nn.logsumexp(a, -1) - a[..., 0], a = take_along_axis(z - log_q, [y] + samples), hits -inf")
+    _pair(t, "adaptive_log_softmax", "", adaptive, C,
+          "head = jax.nn.log_softmax(h @ W_head.T); tail_i = head[S+i] + jax.nn.log_softmax((h @ P_i.T) @ O_i.T)")
 
     optax, _ = _optax()
     if optax is not None:

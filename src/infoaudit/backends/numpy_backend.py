@@ -161,12 +161,36 @@ def mutual_information(P):
     return np.sum(t, axis=(-2, -1)).astype(P.dtype)
 
 
+def sampled_terms(z, y, samples, log_q):
+    """a_T = z_T - log_q_T over T = [y] + samples, accidental hits (samples == y) set to -inf."""
+    idx = np.concatenate([y[..., None], samples], axis=-1)
+    a = np.take_along_axis(z, idx, axis=-1) - np.take_along_axis(log_q, idx, axis=-1)
+    hit = np.concatenate([np.zeros(y.shape + (1,), bool), samples == y[..., None]], axis=-1)
+    return np.where(hit, np.array(-np.inf, a.dtype), a).astype(z.dtype)
+
+
+def sampled_softmax_cross_entropy(z, y, samples, log_q):
+    """logsumexp(a_T) - a_y (gather + max-shifted logsumexp, as in TF's sampled_softmax_loss)."""
+    a = sampled_terms(z, y, samples, log_q)
+    return (_lse(a)[..., 0] - a[..., 0]).astype(z.dtype)
+
+
+def adaptive_log_softmax(h, head_weight, proj_1, out_1, proj_2, out_2):
+    """Head log_softmax over shortlist + 2 cluster tokens, plus each cluster's tail log_softmax."""
+    S = head_weight.shape[0] - 2
+    head = log_softmax(h @ head_weight.T)
+    parts = [head[:, :S]]
+    for i, (P, O) in enumerate(((proj_1, out_1), (proj_2, out_2))):
+        parts.append(head[:, S + i:S + i + 1] + log_softmax((h @ P.T) @ O.T))
+    return np.concatenate(parts, axis=-1).astype(h.dtype)
+
+
 _FNS = {f.__name__: f for f in (
     softmax, log_softmax, logsumexp, sigmoid, softplus, log_sigmoid, entropy, entropy_bits,
     self_information_bits, binary_entropy_bits, kl_divergence, cross_entropy_probs, cross_entropy,
     nll_loss, binary_cross_entropy, binary_cross_entropy_with_logits, label_smoothing_cross_entropy,
     distillation_loss, rlhf_kl_penalty, gaussian_kl, joint_entropy, conditional_entropy,
-    mutual_information)}
+    mutual_information, sampled_softmax_cross_entropy, adaptive_log_softmax)}
 
 
 def ops():

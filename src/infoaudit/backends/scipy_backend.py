@@ -55,6 +55,17 @@ def _ops():
         ls = sp.log_softmax(z, axis=-1)
         return (1 - eps) * -take(ls, y) + eps * -np.mean(ls, axis=-1)
 
+    def sampled(z, y, samples, log_q):
+        a = _np.sampled_terms(z, y, samples, log_q)
+        return sp.logsumexp(a, axis=-1) - a[..., 0]
+
+    def adaptive(h, head_weight, proj_1, out_1, proj_2, out_2):
+        S = head_weight.shape[0] - 2
+        head = sp.log_softmax(h @ head_weight.T, axis=-1)
+        parts = [head[:, :S]] + [head[:, S + i:S + i + 1] + sp.log_softmax((h @ P.T) @ O.T, axis=-1)
+                                 for i, (P, O) in enumerate(((proj_1, out_1), (proj_2, out_2)))]
+        return np.concatenate(parts, axis=-1)
+
     table = {
         "softmax": [Op("native", lambda z: sp.softmax(z, axis=-1), True, "scipy.special.softmax(z, axis=-1)")],
         "log_softmax": [Op("native", lambda z: sp.log_softmax(z, axis=-1), True, "scipy.special.log_softmax(z, axis=-1)")],
@@ -103,6 +114,12 @@ def _ops():
                                    False, "-xlogy(P, P / P.sum(-1)).sum()")],
         "mutual_information": [Op("rel_entr", lambda P: np.sum(sp.rel_entr(P, np.sum(P, -1, keepdims=True) * np.sum(P, -2, keepdims=True)),
                                                                axis=(-2, -1)), False, "rel_entr(P, Px * Py).sum()")],
+        "sampled_softmax_cross_entropy": [Op("logsumexp", sampled, False,
+                                             "scipy.special.logsumexp(a, axis=-1) - a[..., 0], a = z[T] - log_q[T], "
+                                             "T = [y] + samples, hits -inf")],
+        "adaptive_log_softmax": [Op("log_softmax", adaptive, False,
+                                    "head = log_softmax(h @ W_head.T); tail_i = head[S+i] + "
+                                    "log_softmax((h @ P_i.T) @ O_i.T)")],
     }
     return table
 

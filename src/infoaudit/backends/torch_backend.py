@@ -148,6 +148,37 @@ def _ops():
         py = P.sum(-2, keepdim=True)
         return (torch.special.xlogy(P, P) - torch.special.xlogy(P, px) - torch.special.xlogy(P, py)).sum((-2, -1))
 
+    def sampled_terms(z, y, samples, log_q):
+        """a_T = z_T - log_q_T, T = [y] + samples, accidental hits masked with -inf."""
+        idx = torch.cat([y.unsqueeze(-1), samples], dim=-1)
+        a = z.gather(-1, idx) - log_q.gather(-1, idx)
+        hit = torch.cat([torch.zeros_like(y, dtype=torch.bool).unsqueeze(-1), samples == y.unsqueeze(-1)], dim=-1)
+        return a.masked_fill(hit, float("-inf"))
+
+    def sampled_lse(z, y, samples, log_q):
+        a = sampled_terms(z, y, samples, log_q)
+        return torch.logsumexp(a, dim=-1) - a[..., 0]
+
+    def sampled_ce(z, y, samples, log_q):
+        a = sampled_terms(z, y, samples, log_q)
+        return F.cross_entropy(a, torch.zeros_like(y), reduction="none")
+
+    def adaptive_module(h, head_weight, proj_1, out_1, proj_2, out_2):
+        """torch.nn.AdaptiveLogSoftmaxWithLoss(d, V, cutoffs=[S, S + o_1], head_bias=False) with
+        the given weights (in the input dtype, on the input's device), .log_prob(h)."""
+        S = head_weight.shape[0] - 2
+        o1 = out_1.shape[0]
+        V = S + o1 + out_2.shape[0]
+        m = torch.nn.AdaptiveLogSoftmaxWithLoss(h.shape[-1], V, cutoffs=[S, S + o1], div_value=1.0,
+                                                head_bias=False)
+        m = m.to(device=h.device, dtype=h.dtype)
+        with torch.no_grad():
+            m.head.weight = torch.nn.Parameter(head_weight.clone(), requires_grad=False)
+            for i, (P, O) in enumerate(((proj_1, out_1), (proj_2, out_2))):
+                m.tail[i][0].weight = torch.nn.Parameter(P.clone(), requires_grad=False)
+                m.tail[i][1].weight = torch.nn.Parameter(O.clone(), requires_grad=False)
+            return m.log_prob(h)
+
     N, C = True, False  # native / composed
     return {
         "softmax": [Op("native", lambda z: torch.softmax(z, dim=-1), N, "torch.softmax(z, dim=-1)")],
@@ -212,6 +243,16 @@ def _ops():
         "joint_entropy": [Op("entr", lambda P: entr_sum(P, (-2, -1)), C, "torch.special.entr(P).sum((-2, -1))")],
         "conditional_entropy": [Op("xlogy", cond_entropy, C, "-(xlogy(P, P) - xlogy(P, P.sum(-1, keepdim=True))).sum()")],
         "mutual_information": [Op("xlogy", mutual_info, C, "(xlogy(P, P) - xlogy(P, Px) - xlogy(P, Py)).sum()")],
+        "sampled_softmax_cross_entropy": [
+            Op("logsumexp", sampled_lse, C, "torch.logsumexp(a, -1) - a[..., 0], a = z.gather(-1, T) - "
+               "log_q.gather(-1, T), T = cat([y[:, None], samples]), hits masked_fill -inf"),
+            Op("cross_entropy", sampled_ce, C, "F.cross_entropy(a, zeros_like(y), reduction='none') on the same a "
+               "(TF sampled_softmax_loss's form: softmax cross-entropy with the true class at 0)"),
+        ],
+        "adaptive_log_softmax": [Op(
+            "native", adaptive_module, N, "nn.AdaptiveLogSoftmaxWithLoss(d, V, cutoffs=[S, S + o_1], "
+            "head_bias=False).log_prob(h) with the given weights",
+            "head and tails as nn.Linear (weight (out_features, in_features), no bias)")],
     }
 
 

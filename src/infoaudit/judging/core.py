@@ -194,7 +194,9 @@ def infinite_input_mask(quantity, inputs) -> np.ndarray:
             if not arg.is_float_array:
                 continue
             bad = (np.isnan(v) | (v == np.inf)) if arg.kind in (Q.LOGITS, Q.LOGPROBS) else ~np.isfinite(v)
-            if q.structure == Q.ELEMENTWISE:
+            if q.structure == Q.ADAPTIVE:  # h's row, or any weight entry (shared by every row)
+                out |= (np.any(bad, axis=-1)[:, None] if arg.kind == Q.HIDDEN else np.any(bad))
+            elif q.structure == Q.ELEMENTWISE:
                 out |= np.broadcast_to(bad, shape)
             elif q.structure == Q.ROW:
                 out |= np.broadcast_to(np.any(bad, axis=-1, keepdims=True), shape)

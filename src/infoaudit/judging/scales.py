@@ -58,7 +58,7 @@ def as_float64_args(q, inputs) -> list:
     for arg, v in zip(q.args, inputs):
         if arg.is_float_array:
             out.append(np.asarray(v).astype(np.float64))
-        elif arg.kind == Q.LABEL:
+        elif arg.kind in Q.INDEX_KINDS:
             out.append(np.asarray(v).astype(np.int64))
         else:
             out.append(float(v))
@@ -73,6 +73,9 @@ def reduction_length(quantity, inputs) -> int:
         return int(first.shape[-1])
     if q.structure == Q.TABLE_REDUCE:
         return int(first.shape[-1] * first.shape[-2])
+    if q.structure == Q.ADAPTIVE:  # the longest dot product (d) plus the longest softmax
+        d, S, o1, o2, _ = Q.adaptive_sizes([np.asarray(v) for v in inputs])
+        return int(d + max(S + 2, o1, o2))
     return 1
 
 
@@ -362,6 +365,67 @@ def _n_mutual_information(P):
         return np.where(np.any(np.isnan(P), axis=(-2, -1)), np.nan, n)
 
 
+def _sampled_parts(z, y, samples, log_q):
+    """(p, zt, lt, bad) over T = [y] + samples: p = softmax(a_T) with hits at weight 0, the
+    gathered z and log q, bad = NaN or +inf among the corrected terms (N undefined)."""
+    idx = np.concatenate([y[..., None], samples], axis=-1).astype(np.int64)
+    zt = np.take_along_axis(z, idx, axis=-1)
+    lt = np.take_along_axis(log_q, idx, axis=-1)
+    with _quiet():
+        a = zt - lt
+        hit = np.concatenate([np.zeros(y.shape + (1,), bool), samples == y[..., None]], axis=-1)
+        a = np.where(hit, -np.inf, a)
+        p, _, bad = _softmax_rows(a)
+    return p, zt, lt, bad
+
+
+def _n_sampled_softmax(z, y, samples, log_q):
+    # dL/da_t = p_t - [t = 0]: the target's is -(sum_{t > 0} p_t); a_t = z_t - log q_t, so each
+    # gathered entry contributes |dL/da_t| (|z_t| + |log q_t|) (duplicates have equal signs)
+    p, zt, lt, bad = _sampled_parts(z, y, samples, log_q)
+    with _quiet():
+        w = _fin_abs(zt) + _fin_abs(lt)
+        rest = np.sum(p[..., 1:], axis=-1)
+        n = rest * w[..., 0] + np.sum(np.where(p[..., 1:] > 0, p[..., 1:] * w[..., 1:], 0.0), axis=-1)
+    return np.where(bad, np.nan, n)
+
+
+def _adaptive_parts(h, head, p1, o1, p2, o2):
+    """Per row: the head's softmax P and |W||h| products A, and per cluster the tail softmax and
+    its magnitudes B (|O||u| + |O||P||h|: u = P h's own rounding and conditioning propagated)."""
+    with _quiet():
+        ah = np.abs(h)
+        lh = h @ head.T
+        P, _, badh = _softmax_rows(lh)
+        A = ah @ np.abs(head).T
+        tails = []
+        for Pm, O in ((p1, o1), (p2, o2)):
+            u = h @ Pm.T
+            t = u @ O.T
+            Pt, _, badt = _softmax_rows(t)
+            B = np.abs(u) @ np.abs(O).T + (ah @ np.abs(Pm).T) @ np.abs(O).T
+            tails.append((Pt, B, t, badt))
+    return lh, P, A, badh, tails
+
+
+def _lsm_n(P, A):
+    """Upper bound of N of log_softmax(l)_c with l_k = sum_j W_kj x_j and A_k = sum_j |W_kj x_j|:
+    sum_k |[k = c] - P_k| 2 A_k (W and x both move; triangle inequality over the inner sums)."""
+    return 2 * (_exclude_one(P) * A + _exclude_one(P * A))
+
+
+def _n_adaptive(h, head, p1, o1, p2, o2):
+    lh, P, A, badh, tails = _adaptive_parts(h, head, p1, o1, p2, o2)
+    S = head.shape[0] - 2
+    with _quiet():
+        nh = _lsm_n(P, A)
+        parts = [nh[:, :S]]
+        for i, (Pt, B, t, badt) in enumerate(tails):
+            parts.append(nh[:, S + i:S + i + 1] + _lsm_n(Pt, B) + np.where(badt, np.nan, 0.0)[:, None])
+        n = np.concatenate(parts, axis=-1)
+    return np.where(badh[:, None], np.nan, n)
+
+
 _SENSITIVITY = {
     "softmax": _n_softmax, "log_softmax": _n_log_softmax, "logsumexp": _n_logsumexp,
     "sigmoid": _n_sigmoid, "softplus": _n_softplus, "log_sigmoid": _n_log_sigmoid,
@@ -372,6 +436,7 @@ _SENSITIVITY = {
     "label_smoothing_cross_entropy": _n_label_smoothing, "distillation_loss": _n_distillation,
     "rlhf_kl_penalty": _n_rlhf, "gaussian_kl": _n_gaussian_kl, "joint_entropy": _n_joint_entropy,
     "conditional_entropy": _n_conditional_entropy, "mutual_information": _n_mutual_information,
+    "sampled_softmax_cross_entropy": _n_sampled_softmax, "adaptive_log_softmax": _n_adaptive,
 }
 _NEEDS_VALUE = ("distillation_loss", "rlhf_kl_penalty")  # their scalar argument's partial is y / T, y / beta
 
@@ -570,6 +635,31 @@ def _s_mutual_information(P):
         return np.sum(np.where(P > 0, P * w, 0.0), axis=(-2, -1))
 
 
+def _s_sampled_softmax(z, y, samples, log_q):
+    p, zt, lt, bad = _sampled_parts(z, y, samples, log_q)
+    with _quiet():
+        a = np.where(np.concatenate([np.zeros(y.shape + (1,), bool), samples == y[..., None]], -1), -np.inf, zt - lt)
+        m, s, _, _ = _lse_parts(a)
+        w = _fin_abs(zt) + _fin_abs(lt)
+        return (np.abs(m[..., 0]) + np.log(s[..., 0]) + 1 + _fin_abs(a[..., 0]) + w[..., 0]
+                + np.sum(np.where(p > 0, p * w, 0.0), axis=-1))
+
+
+def _s_adaptive(h, head, p1, o1, p2, o2):
+    lh, P, A, badh, tails = _adaptive_parts(h, head, p1, o1, p2, o2)
+    S = head.shape[0] - 2
+
+    def lsm_terms(l, P, mag):
+        m, s, _, _ = _lse_parts(l)
+        return _fin_abs(l) + np.abs(m) + np.log(s) + 1 + mag + np.sum(P * mag, axis=-1, keepdims=True)
+
+    with _quiet():
+        sh = lsm_terms(lh, P, A)
+        parts = [sh[:, :S]] + [sh[:, S + i:S + i + 1] + lsm_terms(t, Pt, B)
+                               for i, (Pt, B, t, _) in enumerate(tails)]
+        return np.concatenate(parts, axis=-1)
+
+
 # name -> (S of the float64 inputs, one-line statement of S and its reason)
 SCALES = {
     "softmax": (_s_softmax, "S = p_i (1 + |z_i| + sum_j p_j |z_j|): componentwise condition number + 1"),
@@ -601,6 +691,12 @@ SCALES = {
     "conditional_entropy": (_s_conditional_entropy, "S = sum P (|log P| + |log P_x| + 1): terms + marginal sums"),
     "mutual_information": (_s_mutual_information,
                            "S = sum P (|log P| + |log P_x| + |log P_y| + 2): terms + marginal sums"),
+    "sampled_softmax_cross_entropy": (
+        _s_sampled_softmax, "S = |max a| + log s + 1 + |a_y| + |z_y| + |log q_y| + sum_t p_t (|z_t| + |log q_t|): "
+        "terms of lse(a_T) - a_y and the rounding of a_t = z_t - log q_t"),
+    "adaptive_log_softmax": (
+        _s_adaptive, "S = per log_softmax |l_c| + |max l| + log s + 1 + A_c + sum_k P_k A_k, A = |W||x| (the "
+        "dot products' terms; tails add |O||u| + |O||P||h|), head and tail summed for cluster classes"),
 }
 
 

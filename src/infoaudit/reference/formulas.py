@@ -506,6 +506,63 @@ def mutual_information(P):
     return [(mp.fsum(terms), mp.fsum(abs(t) for t in terms))]
 
 
+# ---------------------------------------------------------------- large-vocabulary losses
+
+
+def _sampled_terms(z, y, samples, log_q):
+    """[a_y] + [a_s for s in samples if s != y], a_j = z_j - log q_j formed exactly."""
+    idx = [y] + [s for s in samples if s != y]  # accidental hits removed, duplicates kept
+    return [mpmath.fsub(z[j], log_q[j], exact=True) for j in idx]
+
+
+def sampled_softmax_cross_entropy(z, y, samples, log_q):
+    """-a_y + logsumexp(a_T), T = [y] + samples without y, a_j = z_j - log q_j (exact).
+
+    It is the cross-entropy of the corrected logits a_T with target 0, so the same split
+    (max m of a_T; (m - a_y) exact + log1p(sum exp(a_j - m))) and the same conventions: a NaN
+    term -> NaN; a_y = -inf -> +inf unless every term is -inf (NaN); a_y = +inf -> NaN.
+    """
+    return cross_entropy(_sampled_terms(z, y, samples, log_q), 0)
+
+
+def _dot(w, x):
+    """sum_k w_k x_k exactly: every product formed exactly, summed exactly (no rounding at all);
+    a NaN product or +inf and -inf products -> NaN, otherwise an infinite product wins."""
+    prods = [mpmath.fmul(a, b, exact=True) for a, b in zip(w, x)]
+    if any(_isnan(t) for t in prods):
+        return NAN
+    infs = {t for t in prods if _isinf(t)}
+    if infs:
+        return NAN if len(infs) == 2 else infs.pop()
+    total = mpmath.mpf(0)
+    for t in prods:
+        total = mpmath.fadd(total, t, exact=True)
+    return total
+
+
+def adaptive_log_softmax(h, head_weight, proj_1, out_1, proj_2, out_2):
+    """log p(c | h) of the two-cluster adaptive softmax (AdaptiveLogSoftmaxWithLoss, no head bias).
+
+    head = log_softmax(W_head h) over S shortlist + 2 cluster entries; class c < S: head[c];
+    c in cluster i: head[S + i] + log_softmax(O_i (P_i h))[c - start_i]. Every matrix product
+    is exact (exact products of the float inputs, summed exactly: the projected hidden state
+    P_i h and the tail logits O_i (P_i h) are exact real numbers), so the only roundings are
+    those of the log-softmaxes (see :func:`log_softmax`, whose -inf / NaN conventions apply to
+    each softmax) and of the final sum head[S + i] + tail[c].
+    """
+    S = len(head_weight) - 2
+    lh = log_softmax([_dot(row, h) for row in head_weight])
+    out = list(lh[:S])
+    for i, (P, O) in enumerate(((proj_1, out_1), (proj_2, out_2))):
+        u = [_dot(row, h) for row in P]
+        lt = log_softmax([_dot(row, u) for row in O])
+        gv, gs = lh[S + i]
+        for v, s in lt:
+            val = gv + v
+            out.append((val, gs + s + abs(gv) + abs(v) if mpmath.isfinite(val) else 0))
+    return out
+
+
 def formula(name: str):
     """The exact formula of the registry's quantity ``name``: a function of one unit's values
     (mpf numbers, lists of them, int labels) returning a list of (value, error scale)."""
