@@ -50,7 +50,7 @@ def reproducer(ctx: Context, j: Judgement, impl_import: str, fn_name: str) -> st
             if big and arg.is_float_array and np.asarray(v).size > 20000:
                 lines.append(f"{arg.name} = ...  # {v.shape} {ctx.dtype} array: too large to print; see the JSON report")
             else:
-                lines.append(f"{arg.name} = {array_literal(ad, v, ctx.dtype, arg.kind == Q.LABEL, arg.name)}")
+                lines.append(f"{arg.name} = {array_literal(ad, v, ctx.dtype, arg.is_index_array, arg.name)}")
         else:
             lines.append(f"{arg.name} = {py_value(v)}")
     lines.append(f"out = {fn_name}({', '.join(names)})")

@@ -375,7 +375,7 @@ class Harness:
     def framework_args(self, inputs):
         out = []
         for arg, v in zip(self.q.args, inputs):
-            if arg.kind == Q.LABEL:
+            if arg.is_index_array:
                 out.append(self.ad.to_framework(np.asarray(v).astype(self.ad.label_dtype)))
             elif arg.is_float_array:
                 out.append(self.ad.to_framework(v))
@@ -407,13 +407,13 @@ class Harness:
                            f"{self.timeout:g} s (it caught the interrupt); --timeout sets it", seconds=dt)
         # mutated inputs?
         for arg, v, fa in zip(self.q.args, inputs, fargs):
-            if not (arg.is_float_array or arg.kind == Q.LABEL):
+            if not (arg.is_float_array or arg.is_index_array):
                 continue
             try:
                 now = self.ad.to_numpy(fa)
             except Exception:  # noqa: BLE001
                 continue
-            before = np.asarray(v).astype(self.ad.label_dtype) if arg.kind == Q.LABEL else np.asarray(v)
+            before = np.asarray(v).astype(self.ad.label_dtype) if arg.is_index_array else np.asarray(v)
             if now.shape != before.shape or now.tobytes() != before.tobytes():
                 changed = int(np.sum(now.reshape(-1).view(np.uint8) != before.reshape(-1).view(np.uint8))) \
                     if now.shape == before.shape and now.dtype == before.dtype else -1
@@ -457,7 +457,8 @@ def _shape_rule(q):
     return {Q.ELEMENTWISE: "elementwise: the broadcast shape of the inputs",
             Q.ROW: "same shape as the input",
             Q.ROW_REDUCE: "one value per row: the input shape without the last axis",
-            Q.TABLE_REDUCE: "one value per table: the input shape without the last two axes"}[q.structure]
+            Q.TABLE_REDUCE: "one value per table: the input shape without the last two axes",
+            Q.ADAPTIVE: "(batch, V): one log-probability per class and row of h"}[q.structure]
 
 
 # ====================================================================== exact reference (cached)
@@ -527,12 +528,14 @@ def reduce_to_unit(q, inputs, index):
             else:
                 red.append(v)
         return red
-    lead = index if q.structure != Q.ROW else index[:-1]
+    lead = index if q.structure not in (Q.ROW, Q.ADAPTIVE) else index[:-1]
     if len(lead) == 0:
         return None
     red = []
     for arg, v in zip(q.args, vals):
-        if arg.is_float_array or arg.kind == Q.LABEL:
+        if q.structure == Q.ADAPTIVE and arg.kind == Q.WEIGHT:
+            red.append(v)  # weights are shared by every row
+        elif arg.is_float_array or arg.is_index_array:
             red.append(np.ascontiguousarray(v[lead][None]))
         else:
             red.append(v)

@@ -273,7 +273,7 @@ def _weight(quantity, dtype, n_backends):
     from .. import quantities as Q
 
     q = Q.get(quantity)
-    w = {Q.ROW: 3.0, Q.ROW_REDUCE: 2.0, Q.ELEMENTWISE: 1.0, Q.TABLE_REDUCE: 1.5}[q.structure]
+    w = {Q.ROW: 3.0, Q.ROW_REDUCE: 2.0, Q.ELEMENTWISE: 1.0, Q.TABLE_REDUCE: 1.5, Q.ADAPTIVE: 3.0}[q.structure]
     if q.name in ("distillation_loss", "rlhf_kl_penalty", "label_smoothing_cross_entropy"):
         w *= 2.0
     return w * (1 + n_backends)

@@ -468,7 +468,7 @@ def unit_magnitudes(q, inputs, out_shape):
             m = (np.min if probs else np.max)(x.reshape(*x.shape[:-2], -1), axis=-1)
         else:
             m = (np.min if probs else np.max)(x, axis=-1)
-            if q.structure == Q.ROW:
+            if q.structure in (Q.ROW, Q.ADAPTIVE):
                 m = np.broadcast_to(m[..., None], out_shape)
     m = np.where(np.isfinite(m), m, 0.0)
     return np.asarray(m, dtype=np.float64)

@@ -138,6 +138,8 @@ class Shrinker:
                     cand.append(np.asarray(sub).reshape((1,) + sub.shape[-nred:]).copy())
                 elif arg.kind == Q.LABEL:
                     cand.append(np.asarray(a[tuple(lead[: a.ndim])]).reshape(1).astype(np.int64))
+                elif arg.kind == Q.SAMPLES:
+                    cand.append(np.asarray(a[tuple(lead[: a.ndim - 1])]).reshape(1, -1).astype(np.int64))
                 else:
                     cand.append(a)
         cand = tuple(cand)
@@ -167,7 +169,7 @@ class Shrinker:
         for a, arg in zip(args, self.q.args):
             if arg.is_float_array:
                 out.append(np.take(a, keep, axis=axis))
-            elif arg.kind == Q.LABEL and axis == -1:
+            elif arg.is_index_array and axis == -1:
                 pos = np.searchsorted(keep, a)
                 pos = np.minimum(pos, len(keep) - 1)
                 if not np.array_equal(keep[pos], a):
@@ -189,7 +191,7 @@ class Shrinker:
         if self._worst_col is not None and axis == -1 and self._worst_col < n:
             first.append(self._worst_col)
         for a, arg in zip(args, self.q.args):
-            if arg.kind == Q.LABEL and axis == -1:
+            if arg.is_index_array and axis == -1:
                 first += [int(v) for v in a.ravel()]
         score = np.zeros(n)
         for f in floats:
