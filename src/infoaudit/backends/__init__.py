@@ -6,7 +6,9 @@ A backend module defines:
 * ``info() -> dict`` (version, devices, notes) and ``devices() -> list[str]``;
 * ``DTYPES``: the dtypes it supports (others are reported as unsupported with a reason);
 * ``to_backend(np_array, device)`` / ``to_numpy(x) -> np.ndarray`` (bit-exact both ways);
-* ``ops() -> dict[quantity, list[Op]]``: the native or composed op(s) a user would call.
+* ``ops() -> dict[quantity, list[Op]]``: the native or composed op(s) a user would call
+  (``Op.profiles``: the run profiles that audit it, e.g. compiled variants; ``Op.baseline``: the
+  variant it is compared with on the same inputs).
 
 The ops receive framework arrays in the audited dtype (labels int64, scalars Python floats) in
 the argument order of the quantity table (docs/design.md) and return a framework array.
@@ -28,6 +30,8 @@ class Op:
     native: bool        # True when a single framework op computes the quantity
     call: str           # the user-facing expression, e.g. "torch.softmax(z, dim=-1)"
     note: str = ""
+    profiles: tuple = ()    # run profiles that audit it (empty: every profile), e.g. ("thorough",)
+    baseline: str = ""      # the variant it is compared with on the same inputs (a compiled op's eager op)
 
 
 class BackendUnavailable(RuntimeError):

@@ -264,3 +264,18 @@ def ops():
     if _TABLE is None:
         _TABLE = _ops()
     return _TABLE
+
+
+_EXTRA = None
+
+
+def extra_ops():
+    """Variants ``infoaudit run`` audits beyond :func:`ops` (kept out of it so that per-op tests
+    and benchmarks do not compile): every op under ``torch.compile``
+    (:mod:`.torch_compiled`), with ``Op.profiles`` and ``Op.baseline``."""
+    global _EXTRA
+    if _EXTRA is None:
+        from .torch_compiled import compiled_ops
+
+        _EXTRA = compiled_ops(ops())
+    return _EXTRA

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from .group import CellState, Group, magnitude_label
+from .relative_cells import relative_record
 
 __all__ = ["cell_dict"]
 
@@ -35,6 +36,8 @@ def cell_dict(group: Group, c: CellState, encode=True) -> dict:
         "points": [[R.num(_sig(a)), R.num(_sig(b)), R.num(_sig(r))] for a, b, r in c.points],
         "worst": {m: R.worst_dict(w, encode) for m, w in c.worst.items()},
     }
+    if c.relative is not None:   # a compiled cell: its error against its eager op's
+        d["relative"] = relative_record(group, group.pairs, next(i for i, x in enumerate(group.cells) if x is c))
     if encode:
         _attach_snippets(d, t)
     return d

@@ -15,6 +15,7 @@ from ..judging import profiles as JP
 from ..judging.compare import Unsupported
 from ..judging.grades import CODE, GRADES, WELL_CONDITIONED
 from .profiles import DEFAULT_REFERENCE_WORK, ReferenceOverBudget, exact_within_budget, group_seed
+from .relative_cells import pair_cells, relate
 from .targets import Target
 
 __all__ = ["METRICS", "SHRUNK_METRICS", "SHIFT_INVARIANCE", "judge", "invariant_masks", "shift_check", "Worst", "CellState", "fingerprint", "element_value", "scores", "rank_key", "why_line", "finding_masks", "Group", "unit_magnitudes", "magnitude_label"]
@@ -169,6 +170,8 @@ class CellState:
     why: str = ""          # the verdict's one line: the deciding element of the deciding input
     why_key: tuple = (-1, -1, -1.0)
     keys: dict = field(default_factory=dict)  # metric -> ranking key of the stored worst input
+    relative: object = None       # judging.relative.Ratio against the baseline cell (compiled vs eager)
+    relative_case: tuple = None   # (inputs, index) where the per-element error ratio was largest
 
 
 def fingerprint(args) -> bytes:
@@ -251,6 +254,7 @@ class Group:
         self.reference_work = DEFAULT_REFERENCE_WORK
         self._exact_cache = {}
         self._rng = np.random.default_rng(group_seed(seed, "points", self.q.name, self.dtype))
+        self.pairs = pair_cells(self.cells)   # (compiled cell, its eager cell): relative_cells
 
     # -- one input on every cell
     def exact(self, args):
@@ -292,7 +296,7 @@ class Group:
         self.reference_seconds += time.perf_counter() - t0
         self.examples += 1
         mags = unit_magnitudes(q, inputs, exact.shape)
-        res = {}
+        res, judgements = {}, {}
         t0 = time.perf_counter()
         for i, cell in enumerate(self.cells):
             t = cell.target
@@ -309,6 +313,9 @@ class Group:
             t.successes += 1
             cell.notes.update(notes)
             res[i] = self._record(cell, inputs, y, j, exact, mags, source, recipe)
+            judgements[i] = j
+        if self.pairs:
+            relate(self, self.pairs, judgements, inputs, source)
         self.backend_seconds += time.perf_counter() - t0
         return res
 
