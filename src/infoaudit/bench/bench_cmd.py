@@ -1,5 +1,8 @@
 """``infoaudit bench``: throughput of the backends side by side, FP16 vs FP32 softmax, limits.
 
+``infoaudit bench --reference`` instead prints ns/element of the exact reference per quantity
+(fast path, arb, mpmath; :mod:`.reference_speed`).
+
 Writes ``throughput.json`` (first), then ``throughput.md``, ``throughput.html`` and PNG plots
 to ``--output`` (default ``reports/``). Progress goes to stderr. Exit 0 when the report was
 written (skipped cells are findings, not failures), 2 on a usage error.
@@ -49,6 +52,20 @@ def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--seed-budget", type=float, default=0.25, help="seed memory calculation: fraction for logits (default 0.25)")
     p.add_argument("--format", default="md,html,png", help="report formats besides JSON (default md,html,png; '' for JSON only)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    r = p.add_argument_group("exact reference speed (--reference)")
+    r.add_argument("--reference", action="store_true",
+                   help="print ns/element of the exact reference per quantity instead: the certified fast path "
+                        "(reference.evaluate), arb and mpmath side by side, float32 rows of --ref-sizes")
+    r.add_argument("--ref-sizes", default="1000,50257", metavar="N,N",
+                   help="row lengths (elementwise quantities: elements per row; default 1000,50257)")
+    r.add_argument("--ref-quantity", action="append", metavar="NAME", help="only these quantities (repeatable)")
+    r.add_argument("--ref-inputs", metavar="KINDS", help="moderate, extreme or both (default moderate,extreme)")
+    r.add_argument("--ref-rounds", type=int, default=3, metavar="K", help="fast path: best of K calls (default 3)")
+    r.add_argument("--ref-sample", type=int, default=1000, metavar="M",
+                   help="arb / mpmath: elements sampled for elementwise quantities (default 1000; rows: the first row)")
+    r.add_argument("--ref-full", action="store_true",
+                   help="also time arb and mpmath at row lengths above 1,000 (slow: seconds to minutes per row)")
+    r.add_argument("--ref-json", metavar="PATH", help="also write the table as JSON")
 
 
 def build_config(args):
@@ -93,6 +110,10 @@ def _usage(msg):
 
 
 def main(args) -> int:
+    if getattr(args, "reference", False):
+        from . import reference_speed
+
+        return reference_speed.main(args)
     from . import render
     from .runner import Progress, run
 

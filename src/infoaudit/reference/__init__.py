@@ -17,11 +17,11 @@ from functools import lru_cache
 import numpy as np
 from mpmath import mp
 
-from .engine import Exact, _to_mp, evaluate_unit, hi_lo
+from .engine import Exact, evaluate_unit, hi_lo, to_mp
 from .formulas import formula
 
 __all__ = ["Exact", "evaluate", "evaluate_mpmath", "evaluate_uncached", "active_cache", "set_active_cache",
-           "reset_active_cache"]
+           "reset_active_cache", "clear_memo"]
 
 _ACTIVE_CACHE: contextvars.ContextVar = contextvars.ContextVar("infoaudit_reference_cache", default=None)
 
@@ -51,7 +51,7 @@ def _freeze(x):
 
 def _make_runner(formula):
     def run(*unit):
-        return formula(*[_to_mp(v) if not isinstance(v, int) else v for v in unit])
+        return formula(*[to_mp(v) if not isinstance(v, int) else v for v in unit])
     return run
 
 
@@ -63,6 +63,11 @@ def _unit_cached(name, frozen_unit):
     with mp.workprec(prec):
         pairs = [hi_lo(v) for v in vals]
     return tuple(pairs), tuple(flags), prec
+
+
+def clear_memo() -> None:
+    """Forget mpmath's in-process memo of unit values (benchmarks time fresh evaluations)."""
+    _unit_cached.cache_clear()
 
 
 def _thaw(v):

@@ -83,7 +83,9 @@ import os
 
 import numpy as np
 
-__all__ = ["FAST", "ENGINE", "use_engine", "set_engine", "available_engines", "exp_dd",
+from . import fast_more
+
+__all__ = ["FAST", "row_parts", "ENGINE", "use_engine", "set_engine", "available_engines", "exp_dd",
            "EXP_REL", "softmax", "log_softmax", "logsumexp", "cross_entropy"]
 
 ENV_VAR = "INFOAUDIT_FAST"  # "numpy" forces the numpy passes, "numba" requires the compiled kernels
@@ -790,3 +792,20 @@ FAST: dict = {
     "logsumexp": logsumexp,
     "cross_entropy": cross_entropy,
 }
+
+
+def row_parts(z2):
+    """The logsumexp row pass of the active engine on (R, n) float64 logits: an object with ``m``
+    (row max), ``L_hi``, ``L_lo``, ``L_rad`` (certified log s) and the special-row masks
+    ``nan_row``, ``pinf_row``, ``ninf_row``; None without python-flint."""
+    if not _have_flint():
+        return None
+    return _engine_rows(np.ascontiguousarray(z2, dtype=np.float64))
+
+
+def _engine_name():
+    return ENGINE
+
+
+# the other quantities (docs/fast_reference.md): compiled kernels only, imported on first use
+FAST.update(fast_more.make(_consts, row_parts, _engine_name))

@@ -90,7 +90,7 @@ row goes to arb): ``err2 <= 2^-60 sh``, ``sh < 2^700``, and the case conditions 
   Fast2Sum). ``C_rad = [2^-100 Ch + (err2 / den) / (sh (1 - 2^-50))](1 + 2^-40)``: the second
   term bounds ``|1/s_true - 1/s_mid|`` (divided twice, not by the product, which could
   overflow); the final factor covers the rounding of the expression.
-* ``log1p(vh + vl)`` for ``|vh| <= 2^-17``, ``|vl| <= 2^-50 |vh|`` (:func:`_log1p_small`):
+* ``log1p(vh + vl)`` for ``|vh| <= 2^-17``, ``|vl| <= 2^-50 |vh|`` (:func:`log1p_small`):
   ``(qh, ql) = TwoProduct(vh, vh)`` (exact, ``= vh^2``);
   ``tail = fl(fl(qh vh) fl(P(vh)))``, ``P(v) = 1/3 - v(1/4 - v(1/5 - v(1/6 - v/7)))`` with the
   coefficients rounded: ``|tail| <= 2^-35.6 |vh|`` and its relative error is ``<= 5u`` (``qh``,
@@ -104,7 +104,7 @@ row goes to arb): ``err2 <= 2^-60 sh``, ``sh < 2^700``, and the case conditions 
   ``vh^2`` and its products, ``<= 2^-1075`` per operation, for tiny ``vh``).
 * ``log s``, case (A) -- a dominant class, ``nzero = 1``, ``w = rest + c_tot`` with
   ``(wh, wl) = TwoSum(rest, c_tot)``, ``2^-900 <= wh < 2^-17``, ``err <= 2^-40 wh``:
-  ``log s_mid = log1p(wh + wl)`` by :func:`_log1p_small` (``|wl| <= u wh``), relative accuracy
+  ``log s_mid = log1p(wh + wl)`` by :func:`log1p_small` (``|wl| <= u wh``), relative accuracy
   ``2^-85`` however small ``w`` is (``log_softmax`` of a class with ``p = 1 - 1e-30``), and
   ``|log1p(w_true) - log1p(w_mid)| <= err / (1 - err) <= err (1 + 2^-30)``:
   ``L_rad = [2^-85 wh + 2^-1060 + err (1 + 2^-30)](1 + 2^-40)``. (Below ``2^-900`` -- where
@@ -370,7 +370,7 @@ def decide_safe_core(hi, lo, A):
 
 
 @njit(**_JIT)
-def _log1p_small(vh, vl):
+def log1p_small(vh, vl):
     """log1p(vh + vl) for |vh| <= 2^-17, |vl| <= 2^-50 |vh| (proof in the module docstring):
     (Lh, Ll) with |Lh + Ll - log1p(vh + vl)| <= 2^-85 |vh| + 2^-1060."""
     qh, ql = two_prod(vh, vh)  # vh^2 exactly
@@ -397,7 +397,7 @@ def _row_scalars_dd(nzero, rest, c_tot, err, thi, tlo, L1, L2a, L2b, inv, info, 
         # (A) s = 1 + w, w small: log1p(w) straight from w = rest + c_tot
         if not (wh >= 2.0 ** -900 and err <= 2.0 ** -40 * wh):
             return False
-        Lh, Ll = _log1p_small(wh, wl)
+        Lh, Ll = log1p_small(wh, wl)
         L_rad = ((2.0 ** -85 * wh + 2.0 ** -1060) + err * (1.0 + 2.0 ** -30)) * (1.0 + 2.0 ** -40)
     else:
         # (B) s = 2^(N/2^16) (1 + v): N ln2/2^16 from the Cody-Waite constants, log1p(v) by series
@@ -416,7 +416,7 @@ def _row_scalars_dd(nzero, rest, c_tot, err, thi, tlo, L1, L2a, L2b, inv, info, 
         vl = rv / Th
         if not (abs(vh) <= 2.0 ** -17 and abs(vl) <= 2.0 ** -50 * abs(vh)):
             return False
-        lh, ll = _log1p_small(vh, vl)
+        lh, ll = log1p_small(vh, vl)
         Nf = float(N)
         a1 = Nf * L1  # exact (N < 2^26, L1 has 26 bits)
         a2 = Nf * L2a  # exact

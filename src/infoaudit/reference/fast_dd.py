@@ -1,0 +1,177 @@
+"""Compiled double-double building blocks with proved error bounds (the certified fast path of
+the quantities beyond softmax: see docs/fast_reference.md, sections 1-3, for the proofs).
+
+Same floating-point model as :mod:`.fast_kernels` (``@njit`` without fastmath: every operation
+one IEEE binary64 round-to-nearest operation in the order written, no FMA contraction). Each
+function returns a double-double ``(h, l)`` (``|l| <= ulp(h)``) and an absolute error bound, or
+a ``good`` flag that is False where its preconditions fail (the caller then escalates):
+
+* :func:`log_dd` -- ``log(xh + xl)``, table-based (the 65,536-entry ``2^(j/2^16)`` table of
+  ``.fast``), absolute bound ``2^-100 + |N| 2^-120 + 2^-50 S``; where ``x`` is within
+  ``2^-17.5`` of 1 (``N = 0``) the bound is *relative*: ``2^-85 |x - 1|``.
+* :func:`log1p_dd` -- ``log1p(xh + xl)``: the series (relative ``2^-85``) for ``|x| <= 2^-17``,
+  ``log_dd(1 + x)`` otherwise.
+* :func:`div_d` -- ``a / b`` of two doubles, error ``<= 2^-51.9 |ql|`` (0 when exact).
+* :func:`mul_dd` -- ``(ah + al)(bh + bl)``, error ``<= 2^-101 |p|``.
+* :func:`decide1` -- the decision rule of :mod:`.fast` for one element (``|hi| >= 2^-1000``:
+  ``decide_core`` and the narrow-midpoint test; exact zeros; provably tiny values round to 0).
+* :func:`finish_scaled` -- the decision for a value ``2^k (Uh + Ul) +- 2^k Au`` that may be
+  subnormal or underflow (sigmoid / softplus of very negative x), on the exactly scaled grid.
+"""
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+from .fast_kernels import (decide_core, fast_two_sum, is_narrow_midpoint, log1p_small, pow2, two_prod,
+                           two_sum)
+
+__all__ = ["log_dd", "log1p_dd", "div_d", "mul_dd", "decide1", "finish_scaled", "scale_exact"]
+
+_JIT = dict(cache=True, error_model="numpy", nogil=True)
+INF = math.inf
+
+
+@njit(**_JIT)
+def log_dd(xh, xl, thi, tlo, L1, L2a, L2b):
+    """log(xh + xl) for 0 < xh < inf, |xl| <= 2^-52 xh (xl = 0 where xh < 2^-1000):
+    (Lh, Ll, rad, good), |Lh + Ll - log x| <= rad where good (docs/fast_reference.md, 1.1)."""
+    off = 0
+    if xh < 2.0 ** -1000:
+        xh = xh * 2.0 ** 200
+        xl = xl * 2.0 ** 200
+        off = -200
+    elif xh >= 2.0 ** 1000:
+        xh = xh * 2.0 ** -200
+        xl = xl * 2.0 ** -200
+        off = 200
+    N0 = int(math.floor(math.log2(xh) * 65536.0 + 0.5))  # a choice only: what matters is checked
+    E = N0 >> 16
+    j = N0 & 65535
+    sc = pow2(-E)
+    Mh = xh * sc  # exact scalings
+    Ml = xl * sc
+    Th = thi[j]
+    Tl = tlo[j]
+    Dh, Dl = two_sum(Mh - Th, Ml - Tl)  # Mh - Th exact (Sterbenz)
+    vh = Dh / Th
+    p, pe = two_prod(vh, Th)
+    rv = (((Dh - p) - pe) + Dl) - vh * Tl  # Dh - p exact (Sterbenz)
+    vl = rv / Th
+    good = (abs(vh) <= 2.0 ** -17) and (abs(vl) <= 2.0 ** -50 * abs(vh))
+    lh, ll = log1p_small(vh, vl)
+    N = N0 + off * 65536
+    Nf = float(N)
+    a1 = Nf * L1  # exact (|N| < 2^27, 26-bit constant)
+    a2 = Nf * L2a  # exact
+    a3 = Nf * L2b
+    h1, e1 = two_sum(a1, a2)
+    Lh, e2 = two_sum(h1, lh)
+    Ll = ((e1 + e2) + a3) + ll
+    S = ((abs(e1) + abs(e2)) + abs(a3)) + abs(ll)
+    Lh, Ll = fast_two_sum(Lh, Ll)
+    if N == 0:  # x = 1 + v exactly (T_0 = 1): relative bound
+        rad = (2.0 ** -85 * abs(vh) + (2.0 ** -1060 if vh != 0.0 else 0.0)) * (1.0 + 2.0 ** -40)
+    else:
+        rad = ((2.0 ** -100 + abs(Nf) * 2.0 ** -120) + 2.0 ** -50 * S) * (1.0 + 2.0 ** -40)
+    return Lh, Ll, rad, good
+
+
+@njit(**_JIT)
+def log1p_dd(xh, xl, thi, tlo, L1, L2a, L2b):
+    """log1p(xh + xl) for xh + xl > -1, |xl| <= 2^-52 |xh|: (Lh, Ll, rad, good)
+    (docs/fast_reference.md, 1.2)."""
+    ax = abs(xh)
+    if ax <= 2.0 ** -17:
+        if ax < 2.0 ** -970:  # |log1p(x) - x| <= x^2 <= |x| 2^-969
+            return xh, xl, ax * 2.0 ** -968, True
+        Lh, Ll = log1p_small(xh, xl)
+        return Lh, Ll, (2.0 ** -85 * ax + 2.0 ** -1060) * (1.0 + 2.0 ** -40), True
+    sh, se = two_sum(1.0, xh)
+    sl, dropped = two_sum(se, xl)
+    yh, yl = fast_two_sum(sh, sl)
+    if not (yh > 0.0):
+        return 0.0, 0.0, INF, False
+    Lh, Ll, rad, good = log_dd(yh, yl, thi, tlo, L1, L2a, L2b)
+    rad = (rad + abs(dropped) / (yh * (1.0 - 2.0 ** -50))) * (1.0 + 2.0 ** -40)
+    return Lh, Ll, rad, good
+
+
+@njit(**_JIT)
+def div_d(a, b):
+    """a / b for doubles with a, b, a / b in [2^-900, 2^900] in magnitude: (qh, ql, err),
+    |qh + ql - a/b| <= err = 2^-51.9 |ql| (0 when the division is exact)."""
+    q = a / b
+    p, pe = two_prod(q, b)
+    r = (a - p) - pe  # a - p exact (Sterbenz)
+    ql = r / b
+    qh, ql2 = fast_two_sum(q, ql)
+    return qh, ql2, abs(ql) * 2.0 ** -51
+
+
+@njit(**_JIT)
+def mul_dd(ah, al, bh, bl):
+    """(ah + al)(bh + bl), |al| <= 2^-52 |ah|, |bl| <= 2^-52 |bh|, |ah|, |bh| < 2^990:
+    (ph, pl, err), err = 2^-101 |p| (+ 2^-1068 where |p| < 2^-900: underflow of the partial
+    products; an exact zero factor gives err = 0)."""
+    p, pe = two_prod(ah, bh)
+    t = ah * bl + al * bh
+    ph, pl = fast_two_sum(p, pe + t)
+    slop = 2.0 ** -1068 if (abs(p) < 2.0 ** -900 and ah != 0.0 and bh != 0.0) else 0.0
+    return ph, pl, 2.0 ** -101 * abs(p) + slop
+
+
+@njit(**_JIT)
+def scale_exact(x, k):
+    """x 2^k for -1100 <= k <= 1023 with one rounding (exact when the result is normal)."""
+    if k >= -1022:
+        return x * pow2(k)
+    return (x * pow2(k + 600)) * 2.0 ** -600
+
+
+@njit(**_JIT)
+def decide1(hi, lo, A):
+    """(hi, lo, ok) for a normalised finite hi + lo with absolute error bound A (the rule of
+    .fast._decide_safe, the exact-zero rule and the provably-below-2^-1076 rule)."""
+    ah = abs(hi)
+    if ah >= 2.0 ** -1000 and ah < INF and A < INF:
+        ok, amb = decide_core(hi, lo, A)
+        if amb:
+            ok = not is_narrow_midpoint(hi)
+        return hi, lo, ok
+    if hi == 0.0 and lo == 0.0:
+        return hi, lo, A == 0.0
+    if ah < 2.0 ** -1000 and ((ah + abs(lo)) + A) * (1.0 + 2.0 ** -50) < 2.0 ** -1076:
+        return 0.0 * hi, 0.0, True
+    return hi, lo, False
+
+
+@njit(**_JIT)
+def finish_scaled(Uh, Ul, Au, k):
+    """Decision for the value 2^k (Uh + Ul) +- 2^k Au, 2^-4 <= |Uh| <= 2^4, |Ul| <= 2^-52 |Uh|,
+    Au <= 2^-40 |Uh|, k <= 1000: (hi, lo, ok) (docs/fast_reference.md, 1.5)."""
+    if k >= -990:
+        hi = scale_exact(Uh, k)
+        lo = scale_exact(Ul, k)
+        A = scale_exact(Au, k) * (1.0 + 2.0 ** -50) + 2.0 ** -1074
+        return decide1(hi, lo, A)
+    if k < -1082:  # |value| < 2^5 2^-1082 < 2^-1076
+        return 0.0 * Uh, 0.0, True
+    t = k + 1074  # value 2^1074 = (Uh + Ul) 2^t: the float64 grid below 2^-1021 is the integers
+    s = pow2(t)
+    th = Uh * s
+    tl = Ul * s
+    As = Au * s * (1.0 + 2.0 ** -50) + 2.0 ** -900
+    if abs(th) >= 2.0 ** 52:  # a normal value: decide on the scaled grid (exact scaling)
+        hs, ls = fast_two_sum(th, tl)
+        ok, amb = decide_core(hs, ls, As)
+        # every value below 2^-986 rounds to 0 in the narrow formats: no narrow midpoint here
+        return (hs * 2.0 ** -600) * 2.0 ** -474, (ls * 2.0 ** -600) * 2.0 ** -474, ok | amb
+    nr = float(math.floor(th + 0.5))  # th + 0.5 exact (|th| < 2^52); a tie is refused below
+    rem = (th - nr) + tl  # th - nr exact
+    ok = (abs(rem) + As) * (1.0 + 2.0 ** -50) < 0.5
+    lo = 0.0
+    if abs(rem) > As:
+        lo = 2.0 ** -1074 if rem > 0 else -(2.0 ** -1074)
+    return (nr * 2.0 ** -600) * 2.0 ** -474, lo, ok

@@ -1,0 +1,286 @@
+"""Compiled certified kernels of the elementwise quantities (docs/fast_reference.md, section 2).
+
+sigmoid, softplus, log_sigmoid, binary_cross_entropy_with_logits, binary_cross_entropy,
+self_information_bits, binary_entropy_bits: each element gives ``(hi, lo, ok)`` with guarantee (b)
+of :mod:`.fast` where ``ok`` (else the caller escalates it to mpmath). Conventions (NaN, +-inf,
+0 log 0 = 0) are those of :mod:`.formulas`, exactly. Built from :mod:`.fast_dd` and
+``fast_kernels.exp_dd1`` (relative error ``EXP_REL = 2^-84``, valid for ``-800 <= x <= 700``).
+"""
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+from .fast_dd import decide1, finish_scaled, log1p_dd, log_dd, mul_dd, scale_exact
+from .fast_kernels import EXP_REL, exp_dd1, fast_two_sum, log1p_small, pow2, two_prod, two_sum
+
+__all__ = ["elementwise", "KERNELS", "softplus_neg"]
+
+_JIT = dict(cache=True, error_model="numpy", nogil=True)
+INF = math.inf
+NAN = math.nan
+TINY = 2.0 ** -1074
+
+
+@njit(**_JIT)
+def softplus_neg(x, thi, tlo, L1, L2a, L2b, inv):
+    """softplus(x) = log1p(e^x) for finite x <= 0 as 2^k (Uh + Ul) +- 2^k Au, plus good
+    (docs/fast_reference.md, 2.2)."""
+    if x < -800.0:  # e^x < 2^-1154: the value is in (0, 2^-1153)
+        return 1.0, 0.0, 1.0, -1154, True
+    H, L, k = exp_dd1(x, 0.0, thi, tlo, L1, L2a, L2b, inv)
+    if k >= -17:
+        Eh = H * pow2(k)  # exact: k in [-17, 0]
+        El = L * pow2(k)
+        bh, bl, rad, good = log1p_dd(Eh, El, thi, tlo, L1, L2a, L2b)
+        return bh, bl, (rad + EXP_REL * Eh * 1.01) * (1.0 + 2.0 ** -40), 0, good
+    if k >= -900:
+        Eh = scale_exact(H, k)
+        El = scale_exact(L, k)
+        bh, bl = log1p_small(Eh, El)
+        return bh, bl, ((2.0 ** -85 + EXP_REL * 1.01) * Eh + 2.0 ** -1060) * (1.0 + 2.0 ** -40), 0, True
+    # log1p(e) = e (1 - theta), 0 <= theta <= e / 2 < 2^-899
+    return H, L, (EXP_REL * 1.01 + 2.0 ** -897) * H, k, True
+
+
+@njit(**_JIT)
+def sigmoid1(x, thi, tlo, L1, L2a, L2b, inv):
+    if x != x:
+        return NAN, 0.0, True
+    if x == INF:
+        return 1.0, 0.0, True
+    if x == -INF or x < -800.0:
+        return 0.0, 0.0, True  # exact value < 2^-1154: rounds to 0 in every format
+    if x > 700.0:  # 1 - e^-x (1 - ...), e^-x < 2^-1009
+        return 1.0, -TINY, True
+    H, L, k = exp_dd1(-abs(x), 0.0, thi, tlo, L1, L2a, L2b, inv)
+    Eh = scale_exact(H, k)
+    El = scale_exact(L, k)
+    sh, se = two_sum(1.0, Eh)
+    sl, drop = two_sum(se, El)
+    sh, sl = fast_two_sum(sh, sl)
+    ds = (EXP_REL * 1.01 * Eh + abs(drop) + 2.0 ** -1073) * (1.0 + 2.0 ** -40)  # |s - (sh + sl)| (s >= 1)
+    if x >= 0.0:  # 1 / s
+        Ch = 1.0 / sh
+        p, pe = two_prod(Ch, sh)
+        r = ((1.0 - p) - pe) - Ch * sl
+        Cl = Ch * r
+        Ch, Cl = fast_two_sum(Ch, Cl)
+        A = (2.0 ** -101 * Ch + ds * Ch * 1.01) * (1.0 + 2.0 ** -40)
+        return decide1(Ch, Cl, A)
+    # e / s = 2^k (H + L) / s
+    qh = H / sh
+    p, pe = two_prod(qh, sh)
+    r = (((H - p) - pe) + L) - qh * sl  # H - p exact (Sterbenz)
+    ql = r / sh
+    qh, ql = fast_two_sum(qh, ql)
+    Au = (2.0 ** -100 + EXP_REL * 1.01 + ds * 1.01) * abs(qh) * (1.0 + 2.0 ** -40)
+    return finish_scaled(qh, ql, Au, k)
+
+
+@njit(**_JIT)
+def softplus1(x, thi, tlo, L1, L2a, L2b, inv):
+    if x != x:
+        return NAN, 0.0, True
+    if x == INF:
+        return INF, 0.0, True
+    if x == -INF:
+        return 0.0, 0.0, True
+    if x > 745.0:  # x + log1p(e^-x), 0 < log1p(e^-x) < 2^-1074
+        return x, TINY, True
+    if x <= 0.0:
+        Uh, Ul, Au, k, good = softplus_neg(x, thi, tlo, L1, L2a, L2b, inv)
+        if not good:
+            return NAN, 0.0, False
+        return finish_scaled(Uh, Ul, Au, k)
+    Uh, Ul, Au, k, good = softplus_neg(-x, thi, tlo, L1, L2a, L2b, inv)
+    if not good:
+        return NAN, 0.0, False
+    bh = scale_exact(Uh, k)
+    bl = scale_exact(Ul, k)
+    Ab = scale_exact(Au, k) * 1.01 + 2.0 ** -1073
+    if bh < 2.0 ** -60 * x:  # x + b, 0 < b far below ulp(x) / 4: hi = x, the remainder b > 0
+        lo = bh + bl
+        return x, (lo if lo > 0.0 else TINY), True
+    hi, e = two_sum(x, bh)
+    lo = e + bl
+    hi, lo = fast_two_sum(hi, lo)
+    return decide1(hi, lo, (Ab + 2.0 ** -52 * abs(lo)) * (1.0 + 2.0 ** -40))
+
+
+@njit(**_JIT)
+def log_sigmoid1(x, thi, tlo, L1, L2a, L2b, inv):
+    h, l, ok = softplus1(-x, thi, tlo, L1, L2a, L2b, inv)
+    return -h, -l, ok
+
+
+@njit(**_JIT)
+def bce_logits1(z, t, thi, tlo, L1, L2a, L2b, inv):
+    """softplus(z) - t z = a + softplus(-|z|), a = (1 - t) z (z > 0) or t |z| (z <= 0), both >= 0."""
+    if z != z or t != t:
+        return NAN, 0.0, True
+    if z == INF:
+        return (0.0 if t == 1.0 else INF), 0.0, True
+    if z == -INF:
+        return (0.0 if t == 0.0 else INF), 0.0, True
+    if abs(z) > 2.0 ** 900:
+        return NAN, 0.0, False
+    if z > 0.0:
+        oh, ol = two_sum(1.0, -t)  # exact
+        p1, e1 = two_prod(oh, z)
+        p2, e2 = two_prod(ol, z)
+    else:
+        p1, e1 = two_prod(t, -z)
+        p2 = 0.0
+        e2 = 0.0
+    ah, al0 = two_sum(p1, p2)
+    s1, s2 = two_sum(al0, e1)
+    if s2 == 0.0 and e2 == 0.0:
+        al = s1
+        Aa = 0.0
+    else:
+        t2 = s2 + e2
+        al = s1 + t2
+        Aa = 2.0 ** -52 * (abs(t2) + abs(al))
+    if abs(p1) < 2.0 ** -900 and p1 != 0.0:
+        Aa += 2.0 ** -1066  # underflow inside the products
+    Uh, Ul, Au, k, good = softplus_neg(-abs(z), thi, tlo, L1, L2a, L2b, inv)
+    if not good:
+        return NAN, 0.0, False
+    if ah == 0.0 and al == 0.0 and Aa == 0.0:
+        return finish_scaled(Uh, Ul, Au, k)
+    bh = scale_exact(Uh, k)
+    bl = scale_exact(Ul, k)
+    Ab = scale_exact(Au, k) * 1.01 + 2.0 ** -1073
+    hi, e = two_sum(ah, bh)
+    lo1 = e + al
+    lo = lo1 + bl
+    A = (Aa + Ab + 2.0 ** -52 * (abs(lo1) + abs(lo))) * (1.0 + 2.0 ** -40)
+    hi, lo = two_sum(hi, lo)
+    if lo == 0.0 and A < 2.0 ** -1000 and bh + bl > 0.0 and Aa == 0.0 and abs(hi) > 2.0 ** -900:
+        lo = TINY  # remainder b > 0, below every ULP in question
+    return decide1(hi, lo, A)
+
+
+@njit(**_JIT)
+def _xlog_terms(p, t, thi, tlo, L1, L2a, L2b):
+    """t log p + (1 - t) log(1 - p) for p, t in [0, 1] (0 log 0 = 0) as (h, l, A, code):
+    code 0 finite, 1 -inf, 2 not certified (docs/fast_reference.md, 2.4)."""
+    m1h = 0.0
+    m1l = 0.0
+    err1 = 0.0
+    if t != 0.0:
+        if p == 0.0:
+            return 0.0, 0.0, 0.0, 1
+        Lh, Ll, rad, good = log_dd(p, 0.0, thi, tlo, L1, L2a, L2b)
+        if not good:
+            return 0.0, 0.0, 0.0, 2
+        if not (Lh == 0.0 and Ll == 0.0 and rad == 0.0):
+            m1h, m1l, me = mul_dd(t, 0.0, Lh, Ll)
+            err1 = me + t * rad * 1.01
+    m2h = 0.0
+    m2l = 0.0
+    err2 = 0.0
+    oh, ol = two_sum(1.0, -t)  # 1 - t exactly
+    if oh != 0.0:
+        if p == 1.0:
+            return 0.0, 0.0, 0.0, 1
+        if p == 0.0:
+            L2h = 0.0
+            L2l = 0.0
+            rad2 = 0.0
+        elif p < 2.0 ** -900:  # log1p(-p) = -p (1 + theta), 0 <= theta <= p
+            L2h = -p
+            L2l = 0.0
+            rad2 = p * 2.0 ** -899
+        else:
+            L2h, L2l, rad2, good = log1p_dd(-p, 0.0, thi, tlo, L1, L2a, L2b)
+            if not good:
+                return 0.0, 0.0, 0.0, 2
+        if not (L2h == 0.0 and L2l == 0.0 and rad2 == 0.0):
+            m2h, m2l, me = mul_dd(oh, ol, L2h, L2l)
+            err2 = me + abs(oh) * rad2 * 1.01
+    hi, e = two_sum(m1h, m2h)
+    lo1 = e + m1l
+    lo = lo1 + m2l
+    A = (err1 + err2 + 2.0 ** -52 * (abs(lo1) + abs(lo))) * (1.0 + 2.0 ** -40)
+    hi, lo = two_sum(hi, lo)
+    return hi, lo, A, 0
+
+
+@njit(**_JIT)
+def bce1(p, t, thi, tlo, L1, L2a, L2b, inv):
+    if p != p or t != t:
+        return NAN, 0.0, True
+    h, l, A, code = _xlog_terms(p, t, thi, tlo, L1, L2a, L2b)
+    if code == 1:
+        return INF, 0.0, True
+    if code == 2:
+        return NAN, 0.0, False
+    return decide1(-h, -l, A)
+
+
+@njit(**_JIT)
+def self_information_bits1(p, thi, tlo, L1, L2a, L2b, inv, lg_h, lg_l):
+    if p != p:
+        return NAN, 0.0, True
+    if p == 0.0:
+        return INF, 0.0, True
+    if p == INF:
+        return NAN, 0.0, False
+    Lh, Ll, rad, good = log_dd(p, 0.0, thi, tlo, L1, L2a, L2b)
+    if not good:
+        return NAN, 0.0, False
+    if Lh == 0.0 and Ll == 0.0 and rad == 0.0:
+        return 0.0, 0.0, True
+    h, l, me = mul_dd(Lh, Ll, lg_h, lg_l)
+    A = (me + rad * lg_h * 1.01 + 2.0 ** -104 * abs(h)) * (1.0 + 2.0 ** -40)
+    return decide1(-h, -l, A)
+
+
+@njit(**_JIT)
+def binary_entropy_bits1(p, thi, tlo, L1, L2a, L2b, inv, lg_h, lg_l):
+    if p != p:
+        return NAN, 0.0, True
+    h, l, A, code = _xlog_terms(p, p, thi, tlo, L1, L2a, L2b)
+    if code != 0:
+        return NAN, 0.0, False
+    if h == 0.0 and l == 0.0 and A == 0.0:
+        return 0.0, 0.0, True
+    bh, bl, me = mul_dd(h, l, lg_h, lg_l)
+    A2 = (me + A * lg_h * 1.01 + 2.0 ** -104 * abs(bh)) * (1.0 + 2.0 ** -40)
+    return decide1(-bh, -bl, A2)
+
+
+# ---------------------------------------------------------------- array drivers
+
+Q_SIGMOID, Q_SOFTPLUS, Q_LOG_SIGMOID, Q_BCE_LOGITS, Q_BCE, Q_SELF_INFO, Q_BIN_ENT = range(7)
+KERNELS = {"sigmoid": Q_SIGMOID, "softplus": Q_SOFTPLUS, "log_sigmoid": Q_LOG_SIGMOID,
+           "binary_cross_entropy_with_logits": Q_BCE_LOGITS, "binary_cross_entropy": Q_BCE,
+           "self_information_bits": Q_SELF_INFO, "binary_entropy_bits": Q_BIN_ENT}
+
+
+@njit(**_JIT)
+def elementwise(q, x, y, thi, tlo, L1, L2a, L2b, inv, lg_h, lg_l, out_hi, out_lo, out_ok):
+    """Quantity q (Q_*) on the flat float64 arrays x (and y for the two-argument ones)."""
+    n = x.size
+    for i in range(n):
+        a = x[i]
+        if q == Q_SIGMOID:
+            h, l, ok = sigmoid1(a, thi, tlo, L1, L2a, L2b, inv)
+        elif q == Q_SOFTPLUS:
+            h, l, ok = softplus1(a, thi, tlo, L1, L2a, L2b, inv)
+        elif q == Q_LOG_SIGMOID:
+            h, l, ok = log_sigmoid1(a, thi, tlo, L1, L2a, L2b, inv)
+        elif q == Q_BCE_LOGITS:
+            h, l, ok = bce_logits1(a, y[i], thi, tlo, L1, L2a, L2b, inv)
+        elif q == Q_BCE:
+            h, l, ok = bce1(a, y[i], thi, tlo, L1, L2a, L2b, inv)
+        elif q == Q_SELF_INFO:
+            h, l, ok = self_information_bits1(a, thi, tlo, L1, L2a, L2b, inv, lg_h, lg_l)
+        else:
+            h, l, ok = binary_entropy_bits1(a, thi, tlo, L1, L2a, L2b, inv, lg_h, lg_l)
+        out_hi[i] = h
+        out_lo[i] = l
+        out_ok[i] = ok
