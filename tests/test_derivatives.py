@@ -58,7 +58,7 @@ def _objective(q, units, cots):
     """sum_units sum_i c_i f_i(unit) with the forward exact formula at the current precision."""
     total = mpmath.mpf(0)
     for unit, cu in zip(units, cots):
-        vals = formula(q.name)(*[D._to_mp(v) for v in unit])
+        vals = formula(q.name)(*[D.to_mp(v) for v in unit])
         cs = cu if isinstance(cu, (list, tuple)) else [cu]
         for (v, _), ci in zip(vals, cs):
             total += mpmath.mpf(ci) * v
@@ -68,7 +68,7 @@ def _objective(q, units, cots):
 def _numeric_grad(q, vals, cot):
     """{arg name: float64 array} by mpmath.diff of the forward formula, 40 digits."""
     shape = Q.output_shape(q, vals)
-    cots = D._cot_units(q, cot, shape)
+    cots = D.cot_units(q, cot, shape)
     out = {}
     with mp.workdps(40):
         for i in D.differentiable_args(q):

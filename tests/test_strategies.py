@@ -78,8 +78,8 @@ def test_landmarks_exp_thresholds():
     assert abs(lm["exp_over"] - math.log(65504.0)) < 1e-12
     assert strategies.landmarks("float32")["exp_over"] == pytest.approx(88.72, abs=0.01)
     assert strategies.landmarks("float64")["exp_over"] == pytest.approx(709.78, abs=0.01)
-    assert strategies._nextafter_n(1.0, 1, "bfloat16") == 1.0 + 2.0 ** -7
-    assert strategies._nextafter_n(0.0, -1, "float32") == -FORMATS["float32"].smallest_subnormal
+    assert strategies.nextafter_n(1.0, 1, "bfloat16") == 1.0 + 2.0 ** -7
+    assert strategies.nextafter_n(0.0, -1, "float32") == -FORMATS["float32"].smallest_subnormal
 
 
 def _finds(strategy, cond):

@@ -39,10 +39,10 @@ def build_parser(command=None):
         except ModuleNotFoundError as e:
             if e.name != modname:
                 raise
-            sp.set_defaults(_missing=modname)
+            sp.set_defaults(command_missing=modname)
             continue
         mod.add_arguments(sp)
-        sp.set_defaults(_main=mod.main)
+        sp.set_defaults(command_main=mod.main)
     return p
 
 
@@ -54,11 +54,11 @@ def main(argv=None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    if getattr(args, "_missing", None):
+    if getattr(args, "command_missing", None):
         print(f"infoaudit {args.command}: not available in this version", file=sys.stderr)
         return 2
     try:
-        return int(args._main(args) or 0)
+        return int(args.command_main(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

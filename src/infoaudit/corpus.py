@@ -16,7 +16,7 @@ import numpy as np
 
 from . import quantities as Q
 from .dtypes import dtype_name
-from .strategies import _nextafter_n, _rep, _to_dtype, landmarks
+from .strategies import landmarks, nextafter_n, representable, to_dtype
 
 INF = math.inf
 
@@ -177,8 +177,8 @@ def _logits_cases(lm, dtype):
         ("equal -1e4", _row(-1e4, -1e4)),
         ("+-max", _row(lm["max"], -lm["max"], 0.0)),
         ("two at max", _row(lm["max"], lm["max"])),
-        ("exp overflow threshold +1 ULP", _row(_nextafter_n(over, 1, dtype), 0.0)),
-        ("exp overflow threshold -1 ULP", _row(_nextafter_n(over, -1, dtype), _nextafter_n(over, -1, dtype))),
+        ("exp overflow threshold +1 ULP", _row(nextafter_n(over, 1, dtype), 0.0)),
+        ("exp overflow threshold -1 ULP", _row(nextafter_n(over, -1, dtype), nextafter_n(over, -1, dtype))),
         ("all above the exp overflow threshold", _row(over + 2, over + 1, over + 3)),
         ("exp underflow: subnormal tail", _row(0.0, lm["exp_tiny"] - 1, lm["exp_under"] + 0.5, lm["exp_under"] - 1)),
         ("dominant entry p > 1 - u", _row(0.0, -math.log(u) + 2, 0.0, 1.0)),
@@ -202,7 +202,7 @@ def _real_cases(lm, dtype):
             lm["log_eps"], -lm["log_eps"], 20.0, -20.0, 40.0, -40.0, 1e4, -1e4, 2.0 ** -30]
     around = []
     for t in (lm["exp_over"], -lm["exp_over"], lm["log_eps"], -lm["log_eps"], lm["exp_under"], -lm["exp_under"]):
-        around += [_nextafter_n(t, k, dtype) for k in (-2, -1, 1, 2)]
+        around += [nextafter_n(t, k, dtype) for k in (-2, -1, 1, 2)]
     return [("special values", [vals]), ("thresholds +-2 ULPs", [around])]
 
 
@@ -255,7 +255,7 @@ def _table_cases(lm):
 
 
 def _arr(v, dtype):
-    return _to_dtype(np.array(v, dtype=np.float64), dtype)
+    return to_dtype(np.array(v, dtype=np.float64), dtype)
 
 
 def _built(quantity, dtype):
@@ -296,23 +296,23 @@ def _built(quantity, dtype):
                 ("dominant, eps 1e-3", A([[0.0, -math.log(lm["u"]) + 2, 0.0]]), [1], 1e-3),
                 ("all -inf row", A([[-INF, -INF]]), [0], 0.1),
                 ("long row n=4096, eps 0.1", A([list(np.linspace(-20, 20, 4096))]), [7], 0.1)]
-        out = [(lab, (z, np.array(y, dtype=np.int64), _rep(e, dtype))) for lab, z, y, e in base]
+        out = [(lab, (z, np.array(y, dtype=np.int64), representable(e, dtype))) for lab, z, y, e in base]
     elif kinds == (Q.LOGITS, Q.LOGITS, Q.TEMPERATURE):
         z = [[1.0, 2.0, 3.0, -1.0]]
         out = [("zs = zt (loss exactly 0)", (A(z), A(z), 1.0)),
                ("zt = zs + 5 (loss exactly 0)", (A(z), A(np.array(z) + 5), 2.0)),
-               ("T = 0.05, moderate", (A(z), A([[3.0, 2.0, 1.0, 0.0]]), _rep(0.05, dtype))),
+               ("T = 0.05, moderate", (A(z), A([[3.0, 2.0, 1.0, 0.0]]), representable(0.05, dtype))),
                ("T = 100, nearly equal", (A(z), A([[1.0, 2.0, 3.0, -0.9375]]), 100.0)),
                ("huge logits 1e4, T = 2", (A([[1e4, 0.0]]), A([[0.0, 1e4]]), 2.0)),
                ("masked teacher entry", (A(z), A([[1.0, -INF, 3.0, -1.0]]), 1.0)),
                ("masked student entry (+inf)", (A([[1.0, -INF, 3.0, -1.0]]), A(z), 1.0)),
                ("logits near the exp overflow threshold, T = 0.05",
-                (A([[lm["exp_over"], 0.0]]), A([[0.0, lm["exp_over"]]]), _rep(0.05, dtype)))]
+                (A([[lm["exp_over"], 0.0]]), A([[0.0, lm["exp_over"]]]), representable(0.05, dtype)))]
     elif kinds == (Q.LOGITS, Q.LOGITS, Q.BETA):
         z = [[1.0, 2.0, 3.0, -1.0]]
         out = [("policy = ref (penalty exactly 0)", (A(z), A(z), 0.1)),
                ("ref = policy - 7 (penalty exactly 0)", (A(z), A(np.array(z) - 7), 0.1)),
-               ("one ULP apart", (A(z), A([[_nextafter_n(1.0, 1, dtype), 2.0, 3.0, -1.0]]), 1.0)),
+               ("one ULP apart", (A(z), A([[nextafter_n(1.0, 1, dtype), 2.0, 3.0, -1.0]]), 1.0)),
                ("masked ref entry (+inf)", (A(z), A([[1.0, -INF, 3.0, -1.0]]), 1.0)),
                ("masked policy entry", (A([[1.0, -INF, 3.0, -1.0]]), A(z), 1.0)),
                ("huge logits 1e4", (A([[1e4, 0.0, -1e4]]), A([[0.0, 1e4, 5.0]]), 0.05))]
@@ -338,7 +338,7 @@ def _built(quantity, dtype):
         out = [("mu = logvar = 0 (KL exactly 0)", (A([[0.0, 0.0]]), A([[0.0, 0.0]]))),
                ("logvar = -1e3", (A([[0.0]]), A([[-1e3]]))),
                ("logvar tiny (expm1 - x cancels)", (A([[0.0, 0.0]]), A([[2.0 ** -12, -(2.0 ** -12)]]))),
-               ("logvar at the exp overflow threshold", (A([[0.0]]), A([[_nextafter_n(lm["exp_over"], -1, dtype)]]))),
+               ("logvar at the exp overflow threshold", (A([[0.0]]), A([[nextafter_n(lm["exp_over"], -1, dtype)]]))),
                ("logvar above the exp overflow threshold", (A([[0.0]]), A([[lm["exp_over"] + 1]]))),
                ("mu at sqrt(max)", (A([[lm["sqrt_max"] * 1.5]]), A([[0.0]]))),
                ("mu = max", (A([[lm["max"]]]), A([[0.0]]))),
@@ -363,7 +363,7 @@ def _from_lists(q, args, dtype):
         elif arg.kind == Q.LABEL:
             out.append(np.asarray(v, dtype=np.int64))
         else:
-            out.append(_rep(float(v), dtype))
+            out.append(representable(float(v), dtype))
     return tuple(out)
 
 

@@ -91,12 +91,12 @@ def landmarks(dtype) -> dict:
     }
 
 
-def _rep(v: float, dtype) -> float:
+def representable(v: float, dtype) -> float:
     """v rounded to the dtype (a Python float exactly representable in it)."""
     return float(cast(np.array([v], dtype=np.float64), dtype).astype(np.float64)[0])
 
 
-def _to_dtype(a, dtype, keep_inf=True) -> np.ndarray:
+def to_dtype(a, dtype, keep_inf=True) -> np.ndarray:
     """Round a float64 array once to the dtype; finite values are clipped to +-max first."""
     f = FORMATS[dtype_name(dtype)]
     a = np.asarray(a, dtype=np.float64)
@@ -108,7 +108,7 @@ def _to_dtype(a, dtype, keep_inf=True) -> np.ndarray:
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
-def _nextafter_n(v: float, k: int, dtype) -> float:
+def nextafter_n(v: float, k: int, dtype) -> float:
     """The number k representable steps (of the dtype) away from v rounded to the dtype."""
     nd = FORMATS[dtype_name(dtype)].np_dtype
     x = cast(np.array([v], dtype=np.float64), dtype)
@@ -242,7 +242,7 @@ def _apply_logit_specials(a, specials, lm, dtype):
             base = float(fin.max()) if fin.size else 0.0
             a[r, p] = base + (-math.log(lm["u"])) * (1 + k)
         elif kind == "over_thr":
-            a[r, p] = _nextafter_n(lm["exp_over"], k, dtype)
+            a[r, p] = nextafter_n(lm["exp_over"], k, dtype)
         elif kind == "zero":
             a[r, p] = 0.0
     return a
@@ -274,7 +274,7 @@ def _logits(draw, dtype, max_len, focus="any", n=None, batch=None, name="z"):
     recipe = {f"{name}.family": family, f"{name}.shape": [batch, n], f"{name}.scale": scale,
               f"{name}.offset": offset_name, f"{name}.mask": mask, f"{name}.masked_row": masked_row,
               f"{name}.specials": [list(s) for s in specials], f"{name}.seed": seed}
-    return _to_dtype(a, dtype), recipe
+    return to_dtype(a, dtype), recipe
 
 
 @st.composite
@@ -328,7 +328,7 @@ def _logits_pair(draw, dtype, max_len, focus="any", names=("za", "zb")):
         else:
             b = a[..., rng.permutation(a.shape[-1])]
         b = np.where(np.isnan(b), a, b)
-    return za, _to_dtype(b, dtype), {**ra, "relation": rel, "relation.seed": seed}
+    return za, to_dtype(b, dtype), {**ra, "relation": rel, "relation.seed": seed}
 
 
 # ---------------------------------------------------------------- probability vectors
@@ -399,7 +399,7 @@ def _probs(draw, dtype, max_len, focus="any", n=None, batch=None, name="p"):
     a = _apply_prob_specials(a, specials, lm)
     recipe = {f"{name}.family": family, f"{name}.shape": [batch, n], f"{name}.alpha": alpha,
               f"{name}.specials": [list(s) for s in specials], f"{name}.seed": seed}
-    return _to_dtype(np.clip(a, 0.0, None), dtype), recipe
+    return to_dtype(np.clip(a, 0.0, None), dtype), recipe
 
 
 @st.composite
@@ -424,7 +424,7 @@ def _probs_pair(draw, dtype, max_len, focus="any"):
         qf = rng.dirichlet(np.ones(pf.shape[-1]), size=pf.shape[0])
         big = np.argmax(pf, axis=-1)
         qf[np.arange(pf.shape[0]), big] = 0.0 if rel == "zero_where_p" else lm["sub"] * rng.integers(1, 4)
-    return p, _to_dtype(np.clip(qf, 0.0, None), dtype), {**rp, "relation": rel, "relation.seed": seed}
+    return p, to_dtype(np.clip(qf, 0.0, None), dtype), {**rp, "relation": rel, "relation.seed": seed}
 
 
 # ---------------------------------------------------------------- elementwise kinds
@@ -440,7 +440,7 @@ def _threshold_values(lm, dtype, rng, shape):
     k = rng.integers(-4, 5, size=shape)
     out = np.empty(shape)
     for idx in np.ndindex(*shape):
-        out[idx] = _nextafter_n(float(pick[idx]), int(k[idx]), dtype)
+        out[idx] = nextafter_n(float(pick[idx]), int(k[idx]), dtype)
     return out
 
 
@@ -483,7 +483,7 @@ def _real(draw, dtype, profile, focus="any", shape=None, name="x", menu=None):
                    "-zero": -0.0, "sub": lm["sub"]}[kind]
     recipe = {f"{name}.family": family, f"{name}.shape": list(shape), f"{name}.scale": scale,
               f"{name}.specials": [list(s) for s in specials], f"{name}.seed": seed}
-    return _to_dtype(a, dtype), recipe
+    return to_dtype(a, dtype), recipe
 
 
 def _elem_shape(draw, profile, menu=None):
@@ -525,7 +525,7 @@ def _prob1(draw, dtype, profile, focus="any", shape=None, name="p", menu=None):
     seed = draw(_seed())
     rng = np.random.default_rng(seed)
     a = np.clip(_prob1_bulk(family, shape, rng, lm), 0.0, 1.0)
-    return _to_dtype(a, dtype), {f"{name}.family": family, f"{name}.shape": list(shape), f"{name}.seed": seed}
+    return to_dtype(a, dtype), {f"{name}.family": family, f"{name}.shape": list(shape), f"{name}.seed": seed}
 
 
 @st.composite
@@ -544,7 +544,7 @@ def _target01(draw, dtype, shape, p=None, name="t"):
         a = np.abs(rng.integers(0, 2, size=shape) - rng.integers(1, 8, size=shape) * lm["u"])
     else:
         a = np.full(shape, 0.5)
-    return _to_dtype(np.clip(a, 0.0, 1.0), dtype), {f"{name}.family": family, f"{name}.seed": seed}
+    return to_dtype(np.clip(a, 0.0, 1.0), dtype), {f"{name}.family": family, f"{name}.seed": seed}
 
 
 @st.composite
@@ -565,7 +565,7 @@ def _logprobs(draw, dtype, max_len, focus="any", name="logp"):
         a = np.where(rng.random(shape) < 0.5, -np.inf, -rng.uniform(0, 30, shape))
     else:
         a = -(10.0 ** rng.uniform(0, math.log10(lm["max"]), shape))
-    return _to_dtype(a, dtype), {f"{name}.family": family, f"{name}.shape": [batch, n], f"{name}.seed": seed}
+    return to_dtype(a, dtype), {f"{name}.family": family, f"{name}.shape": [batch, n], f"{name}.seed": seed}
 
 
 @st.composite
@@ -599,7 +599,7 @@ def _gaussian(draw, dtype, max_len, focus="any"):
         lv = lm["exp_over"] * rng.uniform(1.0, 2.0, shape)
     else:
         lv = 10.0 ** rng.uniform(math.log10(lm["sub"]), -2, shape) * rng.choice([-1.0, 1.0], size=shape)
-    return (_to_dtype(mu, dtype), _to_dtype(lv, dtype),
+    return (to_dtype(mu, dtype), to_dtype(lv, dtype),
             {"mu.family": mfam, "logvar.family": vfam, "shape": [batch, n], "seed": seed})
 
 
@@ -639,7 +639,7 @@ def _table(draw, dtype, profile, focus="any", name="P", menu=None):
         a = np.where(rng.random(shape) < 0.3, rng.integers(1, 32, size=shape) * lm["sub"], a)
     else:
         a = np.full(shape, 1.0 / (nx * ny))
-    return _to_dtype(a, dtype), {f"{name}.family": family, f"{name}.shape": list(shape),
+    return to_dtype(a, dtype), {f"{name}.family": family, f"{name}.shape": list(shape),
                                  f"{name}.alpha": alpha, f"{name}.seed": seed}
 
 
@@ -658,8 +658,8 @@ def _scalar(specials, lo, hi, dtype, log=False, check=lambda v: True):
             v = math.exp(draw(st.floats(math.log(lo), math.log(hi))))
         else:
             v = draw(st.floats(lo, hi))
-        r = _rep(v, dtype)
-        return r if check(r) else _rep(specials[0], dtype)
+        r = representable(v, dtype)
+        return r if check(r) else representable(specials[0], dtype)
     return draw_scalar()
 
 
@@ -729,9 +729,9 @@ def _sampled_softmax(draw, dtype, max_len, focus="any"):
         scale = float(rng.choice([1.0, 4.0, 30.0, lm["exp_over"] / 4]))
         z = np.stack([zipf_log_probs(n, 1.0, rng.permutation(n)) * scale / max(1.0, np.log(n))
                       + rng.standard_normal(n) * 0.1 for _ in range(batch)]) + float(rng.normal() * 3)
-        z = _to_dtype(z, dtype)
+        z = to_dtype(z, dtype)
     y, ry = draw(_labels(z))
-    lq = _to_dtype(np.broadcast_to(_proposal(pfam, n, rng, lm), (batch, n)), dtype)
+    lq = to_dtype(np.broadcast_to(_proposal(pfam, n, rng, lm), (batch, n)), dtype)
     k = {"one": 1, "few": int(rng.integers(2, 9)), "half": max(1, n // 2), "all": n, "twice": 2 * n}[kfam]
     q = np.exp(lq.astype(np.float64)[0])
     q = q / q.sum()
@@ -772,7 +772,7 @@ def _adaptive(draw, dtype, profile, focus="any"):
         ws = [np.zeros(sh) for sh in shapes]
     elif fam == "dominant":
         ws[0][int(rng.integers(0, S + 2))] *= -math.log(lm["u"]) * 2
-    args = (_to_dtype(h, dtype),) + tuple(_to_dtype(w, dtype) for w in ws)
+    args = (to_dtype(h, dtype),) + tuple(to_dtype(w, dtype) for w in ws)
     return args, {"adaptive.family": fam, "adaptive.shape": [batch, d, S, o1, o2], "adaptive.seed": seed}
 
 
@@ -887,7 +887,7 @@ def arguments(quantity, dtype, profile="default", focus="any", shapes=None):
 
 
 __all__ = ["arguments", "cases", "Case", "landmarks", "max_len", "shape_menu", "PROFILES", "without_local_constants",
-           "zipf_log_probs"]
+           "zipf_log_probs", "nextafter_n", "representable", "to_dtype"]
 
 
 @contextlib.contextmanager

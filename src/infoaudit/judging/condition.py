@@ -137,10 +137,10 @@ def _row_sensitivity(name, z):
     """N_i of softmax / log_softmax rows in closed form: sum_j |delta_ij - p_j| |z_j| (times p_i)."""
     from ..reference import derivatives as D
 
-    bad = D._bad_logits(z)
+    bad = D.bad_logits(z)
     if bad:
         return [mpmath.nan if bad == "nan" else mpmath.mpf(0)] * len(z)
-    p, _, _ = D._weights(z)
+    p, _, _ = D.softmax_weights(z)
     k = max(range(len(z)), key=lambda i: p[i])
     B = mp.fsum(pj * abs(zj) for pj, zj in zip(p, z) if pj != 0)
     others_k = mp.fsum(pj for j, pj in enumerate(p) if j != k)  # 1 - p_k without cancellation
@@ -167,7 +167,7 @@ def forward_condition(quantity, *args, exact=None) -> Condition:
     N = []
     with mp.workprec(PREC):
         for unit in quantities.units(q, vals):
-            mu = [D._to_mp(v) for v in unit]
+            mu = [D.to_mp(v) for v in unit]
             if q.structure == quantities.ROW:
                 N += _row_sensitivity(q.name, mu[0])
             else:
@@ -195,7 +195,7 @@ def gradient_condition(quantity, *args, cotangent=None, exact=None, max_unit=64)
     if exact is None:
         exact = D.vjp(q.name, *args, cotangent=cotangent)
     units = list(quantities.units(q, vals))
-    cots = D._cot_units(q, c, shape)
+    cots = D.cot_units(q, c, shape)
     diff = D.differentiable_args(q)
     arrays = [i for i in diff if q.args[i].is_float_array]
     scalars = [i for i in diff if q.args[i].is_scalar]
@@ -207,10 +207,10 @@ def gradient_condition(quantity, *args, cotangent=None, exact=None, max_unit=64)
     h = mpmath.ldexp(1, FD_STEP)
     with mp.workprec(FD_PREC):
         for unit, cu in zip(units, cots):
-            mu = [D._to_mp(v) for v in unit]
-            mc = D._to_mp(cu)
+            mu = [D.to_mp(v) for v in unit]
+            mc = D.to_mp(cu)
             xs = _flat_inputs(q, mu)
-            nout = sum(D._unit_size(q, vals[i]) for i in arrays) + len(scalars)
+            nout = sum(D.unit_size(q, vals[i]) for i in arrays) + len(scalars)
             closed = _grad_sensitivity_closed(q.name, mu, mc)
             if closed is not None:
                 Ns = closed
@@ -232,7 +232,7 @@ def gradient_condition(quantity, *args, cotangent=None, exact=None, max_unit=64)
                             Ns[j] = Ns[j] + abs(dj)
             pos = 0
             for i in arrays:
-                m = D._unit_size(q, vals[i])
+                m = D.unit_size(q, vals[i])
                 per_arr[i] += Ns[pos:pos + m]
                 pos += m
             for s in range(len(scalars)):
@@ -265,9 +265,9 @@ def _grad_sensitivity_closed(name, mu, c):
     if name not in ("logsumexp", "cross_entropy", "log_softmax", "label_smoothing_cross_entropy"):
         return None
     z = mu[0]
-    if D._bad_logits(z):
+    if D.bad_logits(z):
         n = len(z) + (1 if name == "label_smoothing_cross_entropy" else 0)
-        return [mpmath.nan if D._bad_logits(z) == "nan" else mpmath.mpf(0)] * n
+        return [mpmath.nan if D.bad_logits(z) == "nan" else mpmath.mpf(0)] * n
     A = _softmax_abs_jac(z)
     if name == "log_softmax":
         S = mp.fsum(c)

@@ -46,7 +46,7 @@ import numpy as np
 from mpmath import mp
 
 from . import formulas as F
-from .engine import Exact, _to_mp, evaluate_unit, hi_lo
+from .engine import Exact, evaluate_unit, hi_lo, to_mp
 
 INF, NINF, NAN = mpmath.inf, mpmath.ninf, mpmath.nan
 EXACT_PREC = 2300  # exact sums/differences of float64 values fit in this many bits
@@ -111,14 +111,14 @@ def _exact_sub(a, b):
     return mpmath.fsub(a, b, exact=True)
 
 
-def _weights(u):
+def softmax_weights(u):
     """Softmax weights of a finite-or-masked row: (p, lse, M), p_j = exp(u_j - lse) (0 if -inf).
 
     M bounds the relative error of each p_j in units of 2^-prec (argument roundings of size
     (|u_j| + |lse|) 2^-prec, lse's own error, the exp).
     """
-    lse, m, s = F._lse_parts(u)
-    zmax = F._max_abs_finite(u)
+    lse, m, s = F.lse_parts(u)
+    zmax = F.max_abs_finite(u)
     finite = [v for v in u if v != NINF]
     if len(finite) == 1:  # a single unmasked entry holds all the mass: p = 1 exactly
         return [mpmath.mpf(1) if v != NINF else mpmath.mpf(0) for v in u], lse, 0
@@ -126,7 +126,7 @@ def _weights(u):
     return p, lse, 4 * zmax + 2 * abs(lse) + 8
 
 
-def _bad_logits(z):
+def bad_logits(z):
     """'nan' when the row holds NaN or +inf, 'masked' when all -inf, '' otherwise."""
     if any(_isnan(v) or v == INF for v in z):
         return "nan"
@@ -157,10 +157,10 @@ def _uniform_mean(groups):
 
 def softmax(z, c):
     n = len(z)
-    bad = _bad_logits(z)
+    bad = bad_logits(z)
     if bad:
         return [_nanp() if bad == "nan" else _zero() for _ in range(n)]
-    p, lse, M = _weights(z)
+    p, lse, M = softmax_weights(z)
     s = mp.fsum(pi * ci for pi, ci in zip(p, c))
     sabs = mp.fsum(pi * abs(ci) for pi, ci in zip(p, c))
     mean = _uniform_mean(_groups(z, [_frac(ci) for ci in c]))
@@ -176,10 +176,10 @@ def softmax(z, c):
 
 def log_softmax(z, c):
     n = len(z)
-    bad = _bad_logits(z)
+    bad = bad_logits(z)
     if bad:
         return [_nanp() if bad == "nan" else _zero() for _ in range(n)]
-    p, lse, M = _weights(z)
+    p, lse, M = softmax_weights(z)
     cf = [_frac(ci) for ci in c]
     S = sum(cf, Fraction(0))
     groups = _groups(z, [Fraction(0)] * n)
@@ -204,19 +204,19 @@ def log_softmax(z, c):
 
 def logsumexp(z, c):
     n = len(z)
-    bad = _bad_logits(z)
+    bad = bad_logits(z)
     if bad:
         return [_nanp() if bad == "nan" else _zero() for _ in range(n)]
-    p, lse, M = _weights(z)
+    p, lse, M = softmax_weights(z)
     return [_times(c, (pj, pj * M)) if pj != 0 else _zero() for pj in p]
 
 
 def cross_entropy(z, y, c):
     n = len(z)
-    bad = _bad_logits(z)
+    bad = bad_logits(z)
     if bad:
         return [_nanp() if bad == "nan" else _zero() for _ in range(n)]
-    p, lse, M = _weights(z)
+    p, lse, M = softmax_weights(z)
     out = []
     for j, pj in enumerate(p):
         if j != y:
@@ -239,13 +239,13 @@ def nll_loss(logp, y, c):
 
 def label_smoothing_cross_entropy(z, y, eps, c):
     n = len(z)
-    bad = _bad_logits(z)
+    bad = bad_logits(z)
     if _isnan(eps):
         bad = "nan"
     if bad:
         return [_nanp() if bad == "nan" else _zero() for _ in range(n + 1)]
     K = n
-    p, lse, M = _weights(z)
+    p, lse, M = softmax_weights(z)
     epsf = _frac(eps)
     finite = [v for v in z if v != NINF]
     equal = all(v == finite[0] for v in finite)
@@ -288,8 +288,8 @@ def _kl_logits_grad(a, b, T):
     B = set(i for i in range(n) if b[i] != NINF)
     if not set(A) <= B:
         return None  # KL = +inf
-    pa, lse_a, Ma = _weights([v / T if v != NINF else NINF for v in a])
-    pb, lse_b, Mb = _weights([v / T if v != NINF else NINF for v in b])
+    pa, lse_a, Ma = softmax_weights([v / T if v != NINF else NINF for v in a])
+    pb, lse_b, Mb = softmax_weights([v / T if v != NINF else NINF for v in b])
     M = Ma + Mb
     k = max(A, key=lambda i: a[i])
     kb = max(B, key=lambda i: b[i])
@@ -338,7 +338,7 @@ def _kl_logits_grad(a, b, T):
     s2 = mp.fsum((pa[i] + pb[i]) * abs(bc[i]) for i in B)
     dT = -c1 / (T2 * T) + c2 / T2
     sT = (s1 / abs(T2 * T) + s2 / T2) * (M + 8)
-    kl = F._kl_logits(a, b, T)[0]
+    kl = F.kl_logits(a, b, T)[0]
     return da, db, (dT, sT), kl
 
 
@@ -691,7 +691,7 @@ def _runner(name):
     g = GRADIENTS[name]
 
     def run(*unit_and_c):
-        return g(*[_to_mp(v) for v in unit_and_c])
+        return g(*[to_mp(v) for v in unit_and_c])
     return run
 
 
@@ -727,7 +727,7 @@ def prepare(q, args, cotangent=None):
     return vals, tuple(shape), c
 
 
-def _cot_units(q, c, shape):
+def cot_units(q, c, shape):
     from .. import quantities
 
     if q.structure == quantities.ROW:
@@ -747,7 +747,7 @@ def vjp(name, *args, cotangent=None) -> dict:
     q = quantities.get(name)
     vals, shape, c = prepare(q, args, cotangent)
     units = list(quantities.units(q, vals))
-    cots = _cot_units(q, c, shape)
+    cots = cot_units(q, c, shape)
     diff = differentiable_args(q)
     arrays = [i for i in diff if q.args[i].is_float_array]
     scalars = [i for i in diff if q.args[i].is_scalar]
@@ -756,7 +756,7 @@ def vjp(name, *args, cotangent=None) -> dict:
         pairs, flags, _ = _unit_cached(q.name, _freeze(list(unit) + [cu]))
         pos = 0
         for i in arrays:
-            m = _unit_size(q, vals[i])
+            m = unit_size(q, vals[i])
             h, lo, u = per_arr[i]
             for (a, b), f in zip(pairs[pos:pos + m], flags[pos:pos + m]):
                 h.append(a)
@@ -777,7 +777,7 @@ def vjp(name, *args, cotangent=None) -> dict:
     return out
 
 
-def _unit_size(q, v):
+def unit_size(q, v):
     from .. import quantities
 
     if q.structure == quantities.ELEMENTWISE:
@@ -795,7 +795,7 @@ def _scalar_total(name, units, cots, k_from_end):
     def batch():
         vals, scales = [], []
         for u, cu in frozen:
-            v, s = g(*[_to_mp(x) for x in _thaw(u)], _to_mp(_thaw(cu)))[-k_from_end]
+            v, s = g(*[to_mp(x) for x in _thaw(u)], to_mp(_thaw(cu)))[-k_from_end]
             vals.append(v)
             scales.append(s)
         if any(_isnan(v) for v in vals):
@@ -816,4 +816,4 @@ def grad_formula(name):
     return GRADIENTS[name]
 
 
-__all__ = ["vjp", "default_cotangent", "differentiable_args", "GRADIENTS", "grad_formula", "prepare"]
+__all__ = ["vjp", "default_cotangent", "differentiable_args", "GRADIENTS", "grad_formula", "prepare", "bad_logits", "softmax_weights", "cot_units", "unit_size"]

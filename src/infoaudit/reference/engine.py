@@ -38,6 +38,9 @@ from mpmath import mp
 
 from ..dtypes import DTYPES, FORMATS, dtype_name, round_dd, round_mpf
 
+__all__ = ["START_PREC", "MAX_PREC", "TARGET_BITS", "GUARD", "PrecisionBudgetExceeded", "precision_budget",
+           "precision_limit", "check_precision", "to_mp", "evaluate_unit", "Exact", "hi_lo"]
+
 START_PREC = 64
 MAX_PREC = 1 << 14
 TARGET_BITS = 112
@@ -88,11 +91,11 @@ def check_precision(bits) -> None:
         raise PrecisionBudgetExceeded(int(bits), limit)
 
 
-def _to_mp(x):
+def to_mp(x):
     """A unit's input as mpmath values: floats (and float arrays' elements) exactly as mpf,
     lists/tuples element by element, Python ints (labels) unchanged."""
     if isinstance(x, (list, tuple)):
-        return [_to_mp(v) for v in x]
+        return [to_mp(v) for v in x]
     if isinstance(x, int) and not isinstance(x, bool):
         return x
     return mpmath.mpf(x)

@@ -18,6 +18,14 @@ from __future__ import annotations
 import mpmath
 from mpmath import mp
 
+__all__ = ["GUARD_BITS", "INF", "NINF", "NAN", "lse_parts", "logsumexp", "log_softmax", "softmax",
+           "max_abs_finite", "cross_entropy", "nll_loss", "label_smoothing_cross_entropy", "kl_logits",
+           "distillation_loss", "rlhf_kl_penalty", "sigmoid", "softplus", "log_sigmoid",
+           "binary_cross_entropy_with_logits", "binary_cross_entropy", "self_information_bits",
+           "binary_entropy_bits", "entropy", "entropy_bits", "kl_divergence", "cross_entropy_probs",
+           "gaussian_kl", "joint_entropy", "conditional_entropy", "mutual_information",
+           "sampled_softmax_cross_entropy", "adaptive_log_softmax", "formula"]
+
 GUARD_BITS = 12  # = engine.GUARD: the engine's error bound is scale * 2^(GUARD - prec)
 INF = mpmath.inf
 NINF = mpmath.ninf
@@ -53,7 +61,7 @@ def _xlogy(x, y):
 # ---------------------------------------------------------------- logits (rows)
 
 
-def _lse_parts(z):
+def lse_parts(z):
     """Return (lse, m, s) with lse = m + log(s), m = max finite z, s = sum exp(z - m).
 
     Conventions: any NaN -> NaN; any +inf -> +inf; all -inf (or empty) -> -inf.
@@ -103,7 +111,7 @@ def _exact_plus_small(a, b):
 
 
 def logsumexp(z):
-    lse, _, _ = _lse_parts(z)
+    lse, _, _ = lse_parts(z)
     if not mpmath.isfinite(lse):
         return [(lse, mpmath.mpf(0))]
     m, L = _lse_split(z)
@@ -112,7 +120,7 @@ def logsumexp(z):
 
 def log_softmax(z):
     """z_i - lse = (z_i - m) - L with z_i - m exact (see _lse_split, _exact_plus_small)."""
-    lse, _, _ = _lse_parts(z)
+    lse, _, _ = lse_parts(z)
     out = []
     if mpmath.isfinite(lse):
         m, L = _lse_split(z)
@@ -127,8 +135,8 @@ def log_softmax(z):
 
 
 def softmax(z):
-    lse, _, _ = _lse_parts(z)
-    zmax = _max_abs_finite(z)
+    lse, _, _ = lse_parts(z)
+    zmax = max_abs_finite(z)
     out = []
     for v in z:
         if _isnan(lse) or _isnan(v) or not mpmath.isfinite(lse):
@@ -142,14 +150,14 @@ def softmax(z):
     return out
 
 
-def _max_abs_finite(z):
+def max_abs_finite(z):
     vals = [abs(v) for v in z if mpmath.isfinite(v)]
     return max(vals) if vals else mpmath.mpf(0)
 
 
 def cross_entropy(z, y):
     """logsumexp(z) - z_y; masked target (z_y = -inf) -> +inf; all -inf row -> NaN."""
-    lse, _, _ = _lse_parts(z)
+    lse, _, _ = lse_parts(z)
     zy = z[y]
     if _isnan(lse) or _isnan(zy):
         return [(NAN, 0)]
@@ -174,7 +182,7 @@ def label_smoothing_cross_entropy(z, y, eps):
     = lse - (1 - eps) z_y - (eps / K) sum_i z_i. Entries with t_i = 0 contribute 0.
     """
     K = len(z)
-    lse, _, _ = _lse_parts(z)
+    lse, _, _ = lse_parts(z)
     if _isnan(lse) or any(_isnan(v) for v in z) or _isnan(eps):
         return [(NAN, 0)]
     if lse == NINF:
@@ -192,11 +200,11 @@ def label_smoothing_cross_entropy(z, y, eps):
             return [(INF, 0)]
         terms.append(-t * v)
     val = mp.fsum(terms)
-    scale = mp.fsum(abs(t) for t in terms) + 2 * _max_abs_finite(z)
+    scale = mp.fsum(abs(t) for t in terms) + 2 * max_abs_finite(z)
     return [(val, scale)]
 
 
-def _kl_logits(za, zb, T):
+def kl_logits(za, zb, T):
     """KL(softmax(za / T) || softmax(zb / T)) for one row.
 
     With d_i = (za_i - zb_i) computed exactly and e_i = (d_i - d_k) / T (k = argmax za):
@@ -222,8 +230,8 @@ def _kl_logits(za, zb, T):
     e = [mpmath.fsub(di, d[k], exact=True) / T for di in d]
     if all(v == 0 for v in e):
         return [(mpmath.mpf(0), 0)]
-    lse_a, _, _ = _lse_parts([v / T for v in za])
-    lse_b, _, _ = _lse_parts([v / T for v in zb])
+    lse_a, _, _ = lse_parts([v / T for v in za])
+    lse_b, _, _ = lse_parts([v / T for v in zb])
     pa = [mp.exp(v / T - lse_a) for v in za]
     pb = [mp.exp(v / T - lse_b) for v in zb]
     first = mp.fsum(p * ei for p, ei in zip(pa, e))
@@ -244,8 +252,8 @@ def _kl_logits(za, zb, T):
 
 def _kl_logits_direct(za, zb, T):
     """sum_{pa_i > 0} pa_i (log pa_i - log pb_i) with log-softmaxes (masks allowed)."""
-    lse_a, _, _ = _lse_parts([v / T for v in za])
-    lse_b, _, _ = _lse_parts([v / T for v in zb])
+    lse_a, _, _ = lse_parts([v / T for v in za])
+    lse_b, _, _ = lse_parts([v / T for v in zb])
     terms = []
     mag = mpmath.mpf(0)
     for a, b in zip(za, zb):
@@ -284,7 +292,7 @@ def _positive_below_every_format(val, scale, sign):
 
 def distillation_loss(zs, zt, T):
     """T^2 * KL(softmax(zt / T) || softmax(zs / T)); teacher zt, student zs."""
-    (v, s), = _kl_logits(zt, zs, T)
+    (v, s), = kl_logits(zt, zs, T)
     if (v == 0 and s == 0) or not mpmath.isfinite(v):
         return [(T * T * v, T * T * s)]
     return [_positive_below_every_format(T * T * v, T * T * s, 1)]
@@ -292,7 +300,7 @@ def distillation_loss(zs, zt, T):
 
 def rlhf_kl_penalty(z_policy, z_ref, beta):
     """beta * KL(softmax(z_policy) || softmax(z_ref)) for one token."""
-    (v, s), = _kl_logits(z_policy, z_ref, mpmath.mpf(1))
+    (v, s), = kl_logits(z_policy, z_ref, mpmath.mpf(1))
     if beta == 0 or (v == 0 and s == 0) or not mpmath.isfinite(v):
         return [(beta * v, abs(beta) * s)]
     return [_positive_below_every_format(beta * v, abs(beta) * s, 1 if beta > 0 else -1)]

@@ -48,7 +48,7 @@ def _finding_holds(group, cell, metric, w):
         if metric == "nonfinite":
             return bool((judged & (j.codes == _NF) & _same_nonfinite(j.nonfinite, w.klass)).any())
         if metric == "invariant":
-            return w.klass in group._invariant_masks(args, j, judged)
+            return w.klass in group.invariant_masks(args, j, judged)
         band, wc = finding_masks(j, judged)
         if metric == "grade":
             sc = scores(j)
@@ -79,7 +79,7 @@ def _rejudge(group, cell, args, metric, klass):
         idx, val = tuple(int(i) for i in hits[0]), float(np.count_nonzero(judged & (j.codes == _NF)))
         klass = str(j.nonfinite[idx])
     elif metric == "invariant":
-        inv = group._invariant_masks(list(args), j, judged)
+        inv = group.invariant_masks(list(args), j, judged)
         if klass == SHIFT_INVARIANCE:
             sh = shift_check(group.q, cell.target, list(args), j, exact, group.dtype, p, cell.ftz)
             if sh is not None:
@@ -100,7 +100,7 @@ def _rejudge(group, cell, args, metric, klass):
             r = np.where(wc, j.rel, -1.0)
             idx = tuple(int(k) for k in np.unravel_index(int(np.argmax(r)), r.shape))
             val = float(r[idx])
-    return group._worst(metric, val, list(args), idx, j, exact, klass, "shrunk", None)
+    return group.worst_record(metric, val, list(args), idx, j, exact, klass, "shrunk", None)
 
 
 def _cost_rank(cell):

@@ -355,7 +355,7 @@ class Group:
             cell.nonfinite[c] = cell.nonfinite.get(c, 0) + 1
             if from_search:
                 cell.search_hits[c] = cell.search_hits.get(c, 0) + 1
-        inv = {rule: np.asarray(m) for rule, m in self._invariant_masks(inputs, j, judged).items()}
+        inv = {rule: np.asarray(m) for rule, m in self.invariant_masks(inputs, j, judged).items()}
         sh = shift_check(self.q, cell.target, inputs, j, exact, self.dtype, p, cell.ftz)
         if sh is not None:
             inv[SHIFT_INVARIANCE] = sh[0]
@@ -373,39 +373,41 @@ class Group:
             key = rank_key(j, i, sc)
             if key > cell.keys.get("grade", (-1, -1.0)):
                 cell.keys["grade"] = key
-                cell.worst["grade"] = self._worst("grade", key[1], inputs, i, j, exact, "", source, recipe)
+                cell.worst["grade"] = self.worst_record("grade", key[1], inputs, i, j, exact, "", source, recipe)
         if wc.any():
             r = np.where(wc, j.rel, -1.0)
             i = tuple(int(k) for k in np.unravel_index(int(np.argmax(r)), r.shape))
             if float(r[i]) > cell.keys.get("well_conditioned", -1.0):
                 cell.keys["well_conditioned"] = float(r[i])
-                cell.worst["well_conditioned"] = self._worst("well_conditioned", float(r[i]), inputs, i, j, exact,
+                cell.worst["well_conditioned"] = self.worst_record("well_conditioned", float(r[i]), inputs, i, j, exact,
                                                              "", source, recipe)
         if u.size and top_ulp > cell.max_ulp:
             cell.max_ulp = top_ulp
             i = np.unravel_index(int(np.nanargmax(np.where(fin, j.ulp, -1.0))), j.ulp.shape)
-            cell.worst["ulp"] = self._worst("ulp", top_ulp, inputs, i, j, exact, "", source, recipe)
+            cell.worst["ulp"] = self.worst_record("ulp", top_ulp, inputs, i, j, exact, "", source, recipe)
         if rels.size and top_rel > cell.max_rel:
             cell.max_rel = top_rel
             r = np.where(np.isfinite(j.rel), j.rel, -1.0)
             i = np.unravel_index(int(np.argmax(r)), r.shape)
-            cell.worst["rel"] = self._worst("rel", top_rel, inputs, i, j, exact, "", source, recipe)
+            cell.worst["rel"] = self.worst_record("rel", top_rel, inputs, i, j, exact, "", source, recipe)
         if n_nf and "nonfinite" not in cell.worst:  # the first non-finite input found (corpus, then search)
             i = tuple(int(k) for k in np.argwhere(nf)[0])
-            cell.worst["nonfinite"] = self._worst("nonfinite", n_nf, inputs, i, j, exact, str(j.nonfinite[i]),
+            cell.worst["nonfinite"] = self.worst_record("nonfinite", n_nf, inputs, i, j, exact, str(j.nonfinite[i]),
                                                   source, recipe)
         if n_inv and ("invariant" not in cell.worst or n_inv > cell.worst["invariant"].value):
             name, mask = next((k, m) for k, m in inv.items() if m.any())
             i = tuple(int(k) for k in np.argwhere(mask)[0])
-            cell.worst["invariant"] = self._worst("invariant", n_inv, inputs, i, j, exact, name, source, recipe)
+            cell.worst["invariant"] = self.worst_record("invariant", n_inv, inputs, i, j, exact, name, source, recipe)
         # points for the error-vs-magnitude plot
         self._points(cell, j, mags)
         return top_ulp, top_score, n_nf + n_inv
 
-    def _invariant_masks(self, inputs, j, judged) -> dict:
+    def invariant_masks(self, inputs, j, judged) -> dict:
+        """``{rule: mask}`` of the invariants the judged elements break (:func:`invariant_masks`)."""
         return invariant_masks(self.q, inputs, j, self.dtype, judged)
 
-    def _worst(self, metric, value, inputs, idx, j, exact, klass, source, recipe):
+    def worst_record(self, metric, value, inputs, idx, j, exact, klass, source, recipe):
+        """The :class:`Worst` record of element ``idx`` of judgement ``j`` for ``metric``."""
         idx = tuple(int(i) for i in idx)
         if isinstance(source, list):
             source = source[idx[0]] if idx and idx[0] < len(source) else ", ".join(source)
