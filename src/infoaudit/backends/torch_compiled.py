@@ -26,7 +26,7 @@ function past the limit raises instead of silently running eagerly). Each (varia
 device, grad) gets its own code object, so recompiles of one do not count against another.
 ``dynamic=True``: row lengths do not recompile (lengths 0 and 1 are specialised by dynamo).
 
-:func:`compile_log` lists every first call (compile included) in this process: its wall time and
+:func:`compile_log` lists every call that compiled in this process: its wall time and
 the floating-point state (FTZ/DAZ, :func:`infoaudit.results.fingerprint.fp_state`) before and
 after, since a compiled library can switch the process to flush-to-zero (pytorch issue 126848).
 Nothing here imports torch at module import time.
@@ -118,9 +118,11 @@ def _fp_now():
 
 
 def compile_log() -> list:
-    """Every first call of a compiled function in this process (compile time included):
-    ``{"variant", "quantity", "dtype", "device", "grad", "seconds", "fp_before", "fp_after"}``;
-    ``fp_*``: the FTZ/DAZ state per framework/device and dtype, probed before and after."""
+    """Every call of a compiled function in this process that compiled (the first per dtype,
+    device and autograd need, and each recompile, e.g. for a new number of dimensions), with its
+    wall time (compile included): ``{"variant", "setting", "quantity", "dtype", "device", "grad",
+    "recompile", "seconds", "shape", "fp_before", "fp_after"}``; ``fp_*``: the FTZ/DAZ state per
+    framework/device and dtype, probed before the process's first compile and after each."""
     with _LOCK:
         return [dict(e) for e in _LOG]
 
@@ -131,6 +133,13 @@ def clear_log():
 
 
 # ---------------------------------------------------------------- compiling
+
+
+def _graphs() -> int:
+    """Graphs dynamo has compiled in this process so far (a call that raises it compiled)."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
 
 
 def _fresh_caller(fn):
@@ -180,16 +189,20 @@ def compile_function(fn, setting: Setting | str = "compiled", label: str = "", q
         if first:
             f = torch.compile(_fresh_caller(fn), **st.kwargs())
             compiled[key] = f
-            fp_before = _fp_now()
-            t0 = time.perf_counter()
+            if not _FP_FIRST:
+                _FP_FIRST["state"] = _fp_now()
+        graphs = _graphs()
+        t0 = time.perf_counter()
         with _scope(torch), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             out = f(*args)
-        if first:
-            seconds = time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        if first or _graphs() > graphs:   # this call compiled (the first, or a recompile)
+            after = _fp_now()
             entry = {"variant": label or st.suffix, "setting": st.suffix, "quantity": quantity, "dtype": dtype,
-                     "device": device, "grad": grad, "seconds": round(seconds, 3),
-                     "fp_before": fp_before, "fp_after": _fp_now()}
+                     "device": device, "grad": grad, "recompile": not first, "seconds": round(seconds, 3),
+                     "shape": [list(a.shape) for a in floats], "fp_before": _FP_FIRST["state"], "fp_after": after}
+            _FP_FIRST["state"] = after
             with _LOCK:
                 _LOG.append(entry)
         return out

@@ -281,6 +281,8 @@ def add_group(doc: dict, group: dict):
                                      "examples": group["examples"], "reference_errors": group["reference_errors"],
                                      "reference_over_budget": group.get("reference_over_budget", 0),
                                      "skipped": group["skipped"]}
+    if group.get("compile"):   # torch.compile: seconds and FTZ/DAZ before/after (run.compile_log)
+        doc["groups"][group["group"]]["compile"] = group["compile"]
     doc["updated"] = now()
 
 

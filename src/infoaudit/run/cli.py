@@ -39,6 +39,7 @@ import time
 
 from ..dtypes import DTYPES
 from ..results import schema as R
+from . import compile_log
 
 __all__ = ["DEFAULT_OUTPUT", "RESULTS_NAME", "PAUSE_ENV", "PAUSED_MESSAGE", "WORKER_GRACE_S", "Terminated",
            "add_arguments", "close_pool", "Progress", "main"]
@@ -554,6 +555,7 @@ def main(args) -> int:
         # fast-math library can switch flush-to-zero on in the process that ran them)
         res, err = ex.submit(_task, "environment_after", {}).result()[2:]
         doc.setdefault("environment", {})["fingerprint_after"] = res if res is not None else {"error": err}
+        doc["environment"]["compiled"] = compile_log.summary(doc)   # torch.compile cost, FTZ/DAZ around it
         R.write_atomic(path, doc)
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Terminated)
         interrupted = e

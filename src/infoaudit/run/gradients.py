@@ -53,6 +53,7 @@ from ..judging.core import infinite_input_mask
 from ..judging.grades import CODE, GRADES
 from ..judging.scales import reduction_length
 from ..reference.engine import PrecisionBudgetExceeded, precision_budget
+from . import compile_log
 from .group import scores, why_line
 from .profiles import ReferenceOverBudget, group_seed
 from .search import hypothesis_phase, stack_cases
@@ -598,6 +599,7 @@ def _attach_grad_snippets(d, target):
 def run_grad_group(task: dict) -> dict:
     """Process-pool task: the gradient audit of one (quantity, dtype); JSON-able dict."""
     t0 = time.perf_counter()
+    n_compiled = compile_log.mark()
     targets, skipped = grad_targets(task["quantity"], task["dtype"], task.get("backends"), task.get("devices"))
     targets = profile_variants(targets, skipped, task["profile"])
     if not GRAD_SETTINGS[task["profile"]]["jax_eager"]:
@@ -618,7 +620,8 @@ def run_grad_group(task: dict) -> dict:
     return {"group": f"{task['quantity']}|{task['dtype']}|grad", "quantity": task["quantity"],
             "dtype": task["dtype"], "kind": "grad", "cells": cells, "skipped": [list(s) for s in skipped],
             "examples": group.examples, "reference_errors": group.reference_errors,
-            "reference_over_budget": group.reference_over_budget, "seconds": time.perf_counter() - t0}
+            "reference_over_budget": group.reference_over_budget, "seconds": time.perf_counter() - t0,
+            "compile": compile_log.since(n_compiled)}
 
 
 __all__ = ["run_grad_group", "grad_search", "grad_targets", "has_gradient", "GRAD_SETTINGS", "GRAD_METRICS",

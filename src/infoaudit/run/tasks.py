@@ -10,6 +10,7 @@ import numpy as np
 from .. import quantities as Q
 from ..dtypes import cast
 from ..judging.compare import Unsupported
+from . import compile_log
 from .group import judge
 from .profiles import (
     DEFAULT_REFERENCE_WORK,
@@ -29,6 +30,7 @@ def run_group(task: dict) -> dict:
     and, with ``impl`` (``MODULE:FUNCTION``) and ``framework``, on a user's implementation;
     ``judge_profile``: the judging profile of the verdicts. Returns a JSON-able dict."""
     t0 = time.perf_counter()
+    n_compiled = compile_log.mark()
     backends = task.get("backends")
     targets, skipped = [], []
     if backends or not task.get("impl"):
@@ -46,7 +48,7 @@ def run_group(task: dict) -> dict:
     return {"group": f"{task['quantity']}|{task['dtype']}", "quantity": task["quantity"], "dtype": task["dtype"],
             "cells": res.cells, "skipped": [list(s) for s in skipped], "examples": res.examples,
             "reference_errors": res.reference_errors, "reference_over_budget": res.reference_over_budget,
-            "seconds": time.perf_counter() - t0}
+            "seconds": time.perf_counter() - t0, "compile": compile_log.since(n_compiled)}
 
 
 PANEL_SIZES = {"quick": (16, 256, 4096), "default": (16, 128, 1024, 4096, 16384, 50257),
