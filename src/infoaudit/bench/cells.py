@@ -23,6 +23,10 @@ QUICK_SHAPES = ((64, 1_000), (64, 50_257))
 ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
 LABEL_BYTES = 8        # int64 class index
 TEMPERATURE = 2.0      # distillation temperature T
+# The seed chapter's sampled-softmax setting (bench.sampled): vocabulary V, K samples, batch of
+# rows (tokens), hidden size d of the output layer; the quick run uses a smaller batch.
+SAMPLED_SOFTMAX = {"vocab": 100_000, "k": 5_000, "batch": 32, "d": 512}
+SAMPLED_SOFTMAX_QUICK_BATCH = 8
 
 
 def itemsize(dtype: str) -> int:

@@ -195,6 +195,7 @@ def run(cfg: Config, progress=None) -> dict:
     }
     result["fp16_vs_fp32"] = fp16_vs_fp32(result, errors=_load_errors(cfg.errors_path))
     result["seed"] = seed_section(result, **(cfg.seed_args or {}))
+    result["seed"]["sampled_softmax"] = _sampled_softmax(cfg, say)
     result["summary"] = summarize(result)
     result["wall_s"] = time.perf_counter() - t_start
     return result
@@ -513,6 +514,20 @@ def seed_section(result, batch=16, seq=1024, vocab=50_257, gpu_mb=40_000, budget
                 here.append(seed.roofline_here(30_000, bw, rate, label=f"{impl} float32 (fastest exp), {lvl} copy bandwidth"))
     return {"memory": seed.memory(batch, seq, vocab, gpu_mb, budget_fraction),
             "roofline_chapter": seed.roofline_chapter(), "roofline_here": here}
+
+
+def _sampled_softmax(cfg, say) -> dict:
+    """The chapter's sampled-softmax speed-up, measured (:mod:`.sampled`; NumPy and torch on CPU)."""
+    from . import sampled
+
+    backends = [b for b in ("numpy", "torch") if b in cfg.backends]
+    if not backends:
+        return {"rows": [], "verdict": "not measured (neither numpy nor torch among --backend)"}
+    try:
+        return sampled.measure(backends, batch=C.SAMPLED_SOFTMAX_QUICK_BATCH if cfg.quick else None,
+                               budget_s=min(cfg.budget_s, 0.5), progress=say)
+    except Exception as e:  # noqa: BLE001 - the cells' results stand without it
+        return {"rows": [], "verdict": f"not measured: {type(e).__name__}: {e}"}
 
 
 def summarize(result) -> dict:
