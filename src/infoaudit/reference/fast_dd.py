@@ -24,8 +24,15 @@ import math
 
 from numba import njit
 
-from .fast_kernels import (decide_core, fast_two_sum, is_narrow_midpoint, log1p_small, pow2, two_prod,
-                           two_sum)
+from .fast_kernels import (
+    decide_core,
+    fast_two_sum,
+    is_narrow_midpoint,
+    log1p_small,
+    pow2,
+    two_prod,
+    two_sum,
+)
 
 __all__ = ["log_dd", "log1p_dd", "div_d", "mul_dd", "decide1", "finish_scaled", "scale_exact"]
 

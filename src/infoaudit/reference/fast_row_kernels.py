@@ -49,19 +49,26 @@ def expm1_minus_x(x, thi, tlo, L1, L2a, L2b, inv, ch, cl):
         h, l, me = mul_dd(qh, ql, gh, gl)
         slop = 2.0 ** -1060 if ax < 2.0 ** -450 else 0.0
         return h, l, 2.0 ** -95 * abs(h) + me + slop, True
-    if x > 700.0:
+    if x >= 709.7:  # e^x > 2^1023.9: the caller sends x >= 710.5 to +inf, the rest to mpmath
         return 0.0, 0.0, 0.0, False
     if x < -800.0:  # -1 - x + e^x, 0 < e^x < 2^-1154
         h, l = two_sum(-1.0, -x)
         return h, l, 2.0 ** -1153, True
-    H, L, k = exp_dd1(x, 0.0, thi, tlo, L1, L2a, L2b, inv)
+    rel = EXP_REL * 1.01
+    if x > 700.0:  # e^x = (e^(x/2))^2 (x/2 exact), relative error <= 2 EXP_REL (1.01) + 2^-101
+        H2, L2, k2 = exp_dd1(0.5 * x, 0.0, thi, tlo, L1, L2a, L2b, inv)
+        H, L, _ = mul_dd(H2, L2, H2, L2)
+        k = 2 * k2
+        rel = EXP_REL * 2.03 + 2.0 ** -100
+    else:
+        H, L, k = exp_dd1(x, 0.0, thi, tlo, L1, L2a, L2b, inv)
     Eh = scale_exact(H, k)
     El = scale_exact(L, k)
     h, l1 = two_sum(Eh, -1.0)
     h, e2 = two_sum(h, -x)
     t = l1 + e2
     l = t + El
-    err = (EXP_REL * 1.01 * Eh + 2.0 ** -52 * (abs(t) + abs(l)) + 2.0 ** -1073) * (1.0 + 2.0 ** -40)
+    err = (rel * Eh + 2.0 ** -52 * (abs(t) + abs(l)) + 2.0 ** -1073) * (1.0 + 2.0 ** -40)
     h, l = fast_two_sum(h, l)
     return h, l, err, True
 
@@ -128,7 +135,7 @@ def _term(q, a, b, thi, tlo, L1, L2a, L2b, inv, ch, cl):
         return 0.0, 0.0, 0.0, 1
     if b == INF or b == -INF or a == INF or a == -INF:
         return 0.0, 0.0, 0.0, 2
-    if b >= 711.0:  # the sum exceeds 2^1024: +inf in every format (unless a later entry is NaN / inf)
+    if b >= 710.5:  # (e^b - 1 - b) / 2 > 2^1024.03: +inf in every format (unless a later entry is NaN / inf)
         return 0.0, 0.0, 0.0, 5
     aa = abs(a)
     if aa > 2.0 ** 500:
