@@ -1,4 +1,6 @@
-"""Certified float64 fast paths for the logit-row quantities.
+"""Certified float64 fast paths for the logit-row quantities (and, through :mod:`.fast_more`, the
+elementwise and probability-row quantities: docs/fast_reference.md states their evaluations,
+error bounds and escalation rules).
 
 ``FAST`` maps a quantity name to ``fn(*validated_args) -> (hi, lo, ok)`` or None (input not
 handled: the caller uses mpmath). ``hi``/``lo`` are float64 arrays of the output shape;
