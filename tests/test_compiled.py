@@ -107,8 +107,8 @@ def test_profiles_choose_the_compiled_variants():
     for q, main in (("softmax", True), ("entropy", False)):
         ts, _ = targets_for(q, "float32", ["torch"])
         names = {p: [t.variant for t in profile_variants(ts, [], p)] for p in ("quick", "default", "thorough")}
-        compiled = [t.variant for t in ts if t.baseline]
-        assert all(TC.eager_variant(v) for v in compiled) and compiled
+        compiled = [t.variant for t in ts if TC.eager_variant(t.variant)]
+        assert compiled and all(t.baseline == TC.eager_variant(t.variant) for t in ts if t.variant in compiled)
         assert not any(TC.eager_variant(v) for v in names["quick"])
         assert set(compiled) <= set(names["thorough"])
         in_default = {v for v in names["default"] if TC.eager_variant(v)}
@@ -187,7 +187,9 @@ def test_compiled_main_quantities_pass(q, dtype):
     assert r.cells  # the quick profile audits no compiled cell; default does:
     from infoaudit.run.targets import profile_variants, targets_for
 
-    ts = [t for t in profile_variants(targets_for(q, dtype, ["torch"])[0], [], "default") if t.baseline]
+    from infoaudit.backends.torch_compiled import eager_variant
+
+    ts = [t for t in profile_variants(targets_for(q, dtype, ["torch"])[0], [], "default") if eager_variant(t.variant)]
     r = search(q, ts, dtype, "default", 0, examples=6, nonfinite_examples=3)
     for c in r.cells.values() if isinstance(r.cells, dict) else r.cells:
         assert c["status"] == "ok", c["reason"]

@@ -32,6 +32,7 @@ class Op:
     note: str = ""
     profiles: tuple = ()    # run profiles that audit it (empty: every profile), e.g. ("thorough",)
     baseline: str = ""      # the variant it is compared with on the same inputs (a compiled op's eager op)
+    dtypes: tuple = ()      # the dtype groups that hold it (empty: every dtype of the backend), e.g. autocast
 
 
 class BackendUnavailable(RuntimeError):

@@ -271,11 +271,17 @@ _EXTRA = None
 
 def extra_ops():
     """Variants ``infoaudit run`` audits beyond :func:`ops` (kept out of it so that per-op tests
-    and benchmarks do not compile): every op under ``torch.compile``
-    (:mod:`.torch_compiled`), with ``Op.profiles`` and ``Op.baseline``."""
+    and benchmarks do not compile): every op under ``torch.compile`` (:mod:`.torch_compiled`)
+    and under ``torch.autocast`` with the upcast patterns (:mod:`.autocast`), with
+    ``Op.profiles``, ``Op.baseline`` and ``Op.dtypes``."""
     global _EXTRA
     if _EXTRA is None:
+        from .autocast import autocast_ops
         from .torch_compiled import compiled_ops
 
-        _EXTRA = compiled_ops(ops())
+        table = ops()
+        extra = compiled_ops(table)
+        for qname, more in autocast_ops(table).items():
+            extra[qname] = extra.get(qname, []) + more
+        _EXTRA = extra
     return _EXTRA

@@ -124,6 +124,8 @@ def _targets_of_module(mod, q, d, devices, skipped):
     out = []
     for dev in devs:
         for op in ops:
+            if getattr(op, "dtypes", ()) and d not in op.dtypes:   # e.g. autocast variants: float32 groups
+                continue
             out.append(Target(name, op.variant, dev, op.call, op.native, op.note, mod, op.fn,
                               framework=FRAMEWORK_OF.get(name, ""), profiles=tuple(getattr(op, "profiles", ())),
                               baseline=getattr(op, "baseline", "")))
