@@ -138,6 +138,8 @@ def _undecided_rows(q, vals, ok):
         rows = bad.reshape(-1)
     out = []
     for arg, v in zip(q.args, vals):
+        if arg.is_float_array and q.structure == quantities.ELEMENTWISE:
+            v = np.broadcast_to(v, bad.shape)  # elementwise arguments broadcast to the output
         if arg.is_float_array:
             n = v.shape[-1] if q.structure != quantities.ELEMENTWISE else 1
             out.append(v.reshape(-1, n)[rows] if q.structure != quantities.ELEMENTWISE else v.reshape(-1)[rows])

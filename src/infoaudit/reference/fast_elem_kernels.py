@@ -152,14 +152,14 @@ def bce_logits1(z, t, thi, tlo, L1, L2a, L2b, inv):
         return finish_scaled(Uh, Ul, Au, k)
     bh = scale_exact(Uh, k)
     bl = scale_exact(Ul, k)
+    if bh == 0.0 and bl == 0.0 and al == 0.0 and Aa == 0.0 and abs(ah) > 2.0 ** -900:
+        return ah, TINY, True  # a = ah exactly, 0 < b < 2^-1074: the remainder's sign is known
     Ab = scale_exact(Au, k) * 1.01 + 2.0 ** -1073
     hi, e = two_sum(ah, bh)
     lo1 = e + al
     lo = lo1 + bl
     A = (Aa + Ab + 2.0 ** -52 * (abs(lo1) + abs(lo))) * (1.0 + 2.0 ** -40)
     hi, lo = two_sum(hi, lo)
-    if lo == 0.0 and A < 2.0 ** -1000 and bh + bl > 0.0 and Aa == 0.0 and abs(hi) > 2.0 ** -900:
-        lo = TINY  # remainder b > 0, below every ULP in question
     return decide1(hi, lo, A)
 
 
