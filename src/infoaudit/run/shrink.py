@@ -120,7 +120,7 @@ class Shrinker:
     def _one_unit(self, args, index):
         q = self.q
         st = q.structure
-        lead = index[:-1] if st == Q.ROW else index
+        lead = index[:-1] if st in (Q.ROW, Q.ADAPTIVE) else index
         if st == Q.ELEMENTWISE:
             cand = []
             for a, arg in zip(args, q.args):
@@ -133,7 +133,9 @@ class Shrinker:
             nred = 2 if st == Q.TABLE_REDUCE else 1
             cand = []
             for a, arg in zip(args, q.args):
-                if arg.is_float_array:
+                if arg.kind == Q.WEIGHT:
+                    cand.append(a)  # adaptive softmax: weights are shared by every row
+                elif arg.is_float_array:
                     sub = a[tuple(lead[: a.ndim - nred])]
                     cand.append(np.asarray(sub).reshape((1,) + sub.shape[-nred:]).copy())
                 elif arg.kind == Q.LABEL:
