@@ -81,3 +81,49 @@ def test_autocast_cells_are_judged_against_the_float32_inputs_exact_value():
     d = cell_dict(g, g.cells[1])
     assert "returned float32; rounded once to bfloat16" in d["notes"]
     assert d["grade"] in ("correctly_rounded", "faithful") and d["relative"]["elements"] == 51
+
+
+@pytest.mark.torch
+def test_report_says_which_losses_are_safe_to_leave_to_autocast(tmp_path):
+    """The report's autocast table and compiled table from real cells: autocast(bfloat16) of
+    cross-entropy on float32 logits (float32 throughout: safe) and a stand-in 'compiled' softmax
+    that overflows (exp without the max subtracted): graded unstable/NaN, ratio inf, reproducer."""
+    backend_or_skip("torch")
+    import torch
+
+    from infoaudit.report import model as M
+    from infoaudit.report import render
+    from infoaudit.results import schema as R
+    from infoaudit.run.cells import cell_dict
+    from infoaudit.run.group import Group
+    from infoaudit.run.targets import Target, targets_for
+
+    rng = np.random.default_rng(5)
+    z = (rng.standard_normal((3, 9)) * 4).astype(np.float32)
+    y = rng.integers(0, 9, 3)
+    ts = [t for t in targets_for("cross_entropy", "float32", ["torch"])[0] if t.variant in ("native", "autocast_bfloat16")]
+    g = Group("cross_entropy", "float32", ts)
+    g.evaluate([z, y], source="hand")
+    cells = {c.target.key("cross_entropy", "float32"): cell_dict(g, c) for c in g.cells}
+
+    native = [t for t in targets_for("softmax", "float32", ["torch"])[0] if t.variant == "native"]
+    fake = Target("torch", "naive_compiled", "cpu", "torch.exp(z) / torch.exp(z).sum(-1, keepdim=True)", False, "",
+                  native[0].mod, lambda z: torch.exp(z) / torch.exp(z).sum(-1, keepdim=True), framework="torch",
+                  baseline="native")
+    g = Group("softmax", "float32", native + [fake])
+    g.evaluate([np.array([[1.0, 2.0, 3.0], [100.0, 0.0, -1.0]], np.float32)], source="hand")
+    cells.update({c.target.key("softmax", "float32"): cell_dict(g, c) for c in g.cells})
+
+    doc = R.new_document({"profile": "default", "seed": 0}, R.environment(None))
+    doc["cells"] = cells
+    rows = M.autocast_rows(doc)
+    assert [(r["quantity"], r["variant"], r["safe"]) for r in rows] == [("cross_entropy", "autocast_bfloat16", "yes")]
+    assert "returned float32, computed in float32" in rows[0]["how"]
+    comp = M.compiled_rows(doc)
+    assert len(comp) == 1 and comp[0]["ratio"] == "inf" and comp[0]["reproducer"]
+    assert comp[0]["verdict"] == "fail"
+    render(doc, tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "## Which losses are safe to leave to autocast" in md and "## Compiled against eager" in md
+    assert "naive_compiled is inf x less accurate than eager native" in md
+    assert 'id="autocast"' in (tmp_path / "report.html").read_text()

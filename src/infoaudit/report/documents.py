@@ -141,6 +141,8 @@ def context(doc, plots: dict) -> dict:
         "findings": findings, "n_findings": len(findings),
         "by_severity": {s: sum(1 for x in findings if x["severity"] == s) for s in M.SEVERITY},
         "per_quantity": per_q, "panel": panel, "errata": errata, "env": env, "skipped": skipped, "errors": errors,
+        "compiled": M.compiled_rows(doc), "autocast": M.autocast_rows(doc), "safe_k": M.SAFE_K,
+        "compile_env": env.get("compiled") or {},
     }
 
 
@@ -376,6 +378,7 @@ def markdown(ctx) -> str:
             cells.append(t)
         a(f"| {r['quantity']} | " + " | ".join(cells) + " |")
     a("")
+    _md_compiled(a, ctx)
     a("## Appendix B: the seeds' worked examples\n")
     e = ctx["errata"]
     if e.get("available") and e.get("rows"):
@@ -409,6 +412,32 @@ def markdown(ctx) -> str:
         for k, why in ctx["errors"]:
             a(f"- {k}: {_md(why)}")
     return "\n".join(L) + "\n"
+
+
+def _md_compiled(a, ctx):
+    """Compiled cells against eager, and which losses are safe to leave to autocast."""
+    ce = ctx["compile_env"]
+    if ctx["compiled"]:
+        a("## Compiled against eager (torch.compile)\n")
+        a(f"Error ratio = the compiled cell's worst error against the exact value / the eager op's on the same "
+          f"inputs (floored at 0.5 ULP). {ce.get('compiles', 0)} compiles took {ce.get('seconds', 0)} s; "
+          f"FTZ/DAZ changed by compiling: {', '.join(ce.get('fp_changed') or []) or 'nothing'}.\n")
+        a("| quantity | kind | dtype | variant | grade | verdict | ratio | compiled vs eager | compile s | reproducer |")
+        a("|---|---|---|---|---|---|---|---|---|---|")
+        for r in ctx["compiled"]:
+            a(f"| {r['quantity']} | {r['kind']} | {r['dtype']} | {r['variant']} | {r['grade']} | {r['verdict']} | "
+              f"{r['ratio']} | {_md(r['text'])} | {r['compile_s']} | {'yes' if r['reproducer'] else '-'} |")
+        a("")
+    if ctx["autocast"]:
+        a("## Which losses are safe to leave to autocast\n")
+        a(f"safe = passes the judge at the group's dtype and its error is at most {ctx['safe_k']:g} x the eager "
+          "op's on the same inputs.\n")
+        a("| quantity | dtype | variant | returned / computed | grade | verdict | ratio | safe |")
+        a("|---|---|---|---|---|---|---|---|")
+        for r in ctx["autocast"]:
+            a(f"| {r['quantity']} | {r['dtype']} | {r['variant']} | {_md(r['how'])} | {r['grade']} | "
+              f"{r['verdict']} | {r['ratio']} | {r['safe']} |")
+        a("")
 
 
 def _md_condition(a, ctx):

@@ -15,7 +15,9 @@ The report leads with the one judge's verdicts (:mod:`infoaudit.judging`, docs/g
 * :func:`ten_worst` -- the ten worst findings by relative error at well-conditioned inputs
   (kappa <= ``WELL_CONDITIONED``);
 * :func:`matrix` -- the raw worst-max-ULP matrix (the appendix);
-* :func:`quantity_rows`, :func:`panel_rows` -- the per-quantity and FP16/BF16/FP32 softmax tables.
+* :func:`quantity_rows`, :func:`panel_rows` -- the per-quantity and FP16/BF16/FP32 softmax tables;
+* :func:`compiled_rows`, :func:`autocast_rows` -- compiled cells against eager (the error ratio
+  against the exact value) and "which losses are safe to leave to autocast".
 """
 from __future__ import annotations
 
@@ -513,8 +515,71 @@ def panel_rows(doc) -> dict:
     return {"panel": p, "table": table}
 
 
+# ---------------------------------------------------------------- compiled and mixed precision
+
+SAFE_K = 2.0   # "safe to leave to autocast": passes the judge and at most SAFE_K x eager's error
+
+
+def _is_compiled(variant) -> bool:
+    return "compiled" in str(variant)
+
+
+def _rel(c):
+    return c.get("relative") or {}
+
+
+def compiled_rows(doc) -> list:
+    """One row per compiled cell (a cell with a ``relative`` record and a compiled variant):
+    grade, verdict, ``compiled is k x less / more accurate than eager`` (the error ratio against
+    the exact value, :mod:`infoaudit.judging.relative`), the compile seconds of that cell
+    (``environment.compiled.per_cell``) and whether a reproducer runs both."""
+    per = ((doc.get("environment") or {}).get("compiled") or {}).get("per_cell") or {}
+    rows = []
+    for c in doc["cells"].values():
+        r = _rel(c)
+        if not r or not _is_compiled(c["variant"]):
+            continue
+        key = f"{c['variant']}|{c['quantity']}|{c['dtype']}|{c['device']}" + ("|grad" if is_grad(c) else "")
+        ratio = f(r.get("ratio"))
+        rows.append({"quantity": c["quantity"], "dtype": c["dtype"], "device": c["device"], "variant": c["variant"],
+                     "kind": c.get("kind") or "value", "grade": c.get("grade") or "-", "verdict": c.get("verdict") or "-",
+                     "ratio": fmt_num(ratio, 3), "text": r.get("text", ""), "worse": r.get("worse", 0),
+                     "better": r.get("better", 0), "elements": r.get("elements", 0),
+                     "compile_s": fmt_num(per.get(key), 2) if key in per else "-",
+                     "reproducer": bool(r.get("reproducer")), "status": c["status"], "reason": c.get("reason", "")})
+    rows.sort(key=lambda x: (x["quantity"], x["kind"], DTYPE_ORDER.index(x["dtype"]) if x["dtype"] in DTYPE_ORDER
+                             else 9, x["variant"]))
+    return rows
+
+
+def autocast_rows(doc) -> list:
+    """"Which losses are safe to leave to autocast": one row per (quantity, autocast or upcast
+    cell) with the dtype it returned and computed in (the cell's probed note), its grade and
+    verdict at the group's dtype, its error ratio to the eager op on the same inputs, and
+    ``safe``: it passes the judge and its error is at most ``SAFE_K`` times eager's."""
+    rows = []
+    for c in doc["cells"].values():
+        v = str(c["variant"])
+        if is_grad(c) or not (v.startswith("autocast") or v in ("upcast", "dtype_float32")):
+            continue
+        r = _rel(c)
+        ratio = f(r.get("ratio")) if r else None
+        ok = c["status"] == "ok" and c.get("verdict") == "pass" and ratio is not None and ratio <= SAFE_K
+        note = str(c.get("note") or "")
+        rows.append({"quantity": c["quantity"], "dtype": c["dtype"], "device": c["device"], "variant": v,
+                     "how": note.split(" (probed)")[0] if "autocast(" in note else note,
+                     "returned": next((n for n in c.get("notes", []) if n.startswith("returned")), ""),
+                     "grade": c.get("grade") or "-", "verdict": c.get("verdict") or "-",
+                     "ratio": fmt_num(ratio, 3) if ratio is not None else "-", "text": r.get("text", ""),
+                     "safe": "yes" if ok else ("-" if c["status"] != "ok" else "no"),
+                     "status": c["status"], "reason": c.get("reason", "")})
+    rows.sort(key=lambda x: (x["quantity"], DTYPE_ORDER.index(x["dtype"]) if x["dtype"] in DTYPE_ORDER else 9,
+                             x["variant"]))
+    return rows
+
+
 __all__ = ["summary", "grade_matrix", "matrix_title", "grades_text", "matrix", "columns", "column_label", "findings",
            "ten_worst", "best_other", "best_text", "quantity_rows", "panel_rows", "fmt_num", "fmt_pct", "fmt_ulp",
            "fmt_exact",
            "ulp_class", "describe_input", "is_grad", "judge_profile", "SEVERITY", "GRADE_WORD", "GRADE_MEANING",
-           "GRADE_CLASS", "GRADE_EMOJI", "WELL_CONDITIONED", "TOP"]
+           "GRADE_CLASS", "GRADE_EMOJI", "WELL_CONDITIONED", "TOP", "compiled_rows", "autocast_rows", "SAFE_K"]

@@ -176,8 +176,8 @@ def profile_variants(targets, skipped, profile):
         if t.profiles and profile not in t.profiles:
             left.setdefault((t.backend, t.profiles), []).append(t.variant)
     for (backend, profs), names in left.items():
-        skipped.append((backend, f"variants {', '.join(dict.fromkeys(names))}: audited by the "
-                                 f"{'/'.join(profs)} profile only"))
+        skipped.append((backend, f"variants {', '.join(dict.fromkeys(names))}: not audited by the {profile} "
+                                 f"profile ({'/'.join(profs)} only)"))
     targets = kept
     if PROFILE_SETTINGS[profile].get("variants") != "first":
         return list(targets)
