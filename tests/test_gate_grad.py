@@ -34,6 +34,7 @@ from infoaudit.gate import grad_judge as GJ
 from infoaudit.gate import gradients as GG
 from infoaudit.gate import profiles as P
 from infoaudit.options import BY_DEST
+from infoaudit.results import schema as R
 from tests.zoo import grad_members
 
 torch = pytest.importorskip("torch")
@@ -200,7 +201,8 @@ def _as_np(x):
 
 
 def _values(j):
-    return np.array([float(v) for v in j["values"]]).reshape(j["shape"])
+    """An array of the gate JSON (the results encoding, :func:`infoaudit.results.schema.encode_array`) as float64."""
+    return R.decode_array(j).astype(np.float64)
 
 
 @pytest.mark.parametrize("name, framework, dtype", [

@@ -1,4 +1,5 @@
-"""Moved to :mod:`infoaudit.judging.compare`; ``infoaudit.audits.compare`` re-exports its public names.
+"""Moved to :mod:`infoaudit.judging.compare`; ``infoaudit.audits.compare`` re-exports its public
+names.
 
 (Differential comparison of one backend op against the exact reference on given inputs.)
 """

@@ -1,4 +1,5 @@
-"""Moved to :mod:`infoaudit.judging.condition`; ``infoaudit.audits.condition`` re-exports its public names.
+"""Moved to :mod:`infoaudit.judging.condition`; ``infoaudit.audits.condition`` re-exports its public
+names.
 
 (Condition-aware error: tell the error the problem forces from the error the algorithm adds.)
 """

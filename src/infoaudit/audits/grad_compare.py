@@ -1,4 +1,5 @@
-"""Moved to :mod:`infoaudit.judging.grad_compare`; ``infoaudit.audits.grad_compare`` re-exports its public names.
+"""Moved to :mod:`infoaudit.judging.grad_compare`; ``infoaudit.audits.grad_compare`` re-exports its
+public names.
 
 (Differential comparison of a backend's *gradients* against the exact derivative.)
 """

@@ -1,4 +1,5 @@
-"""Moved to :mod:`infoaudit.run.gradients`; ``infoaudit.audits.grad_runner`` re-exports its public names.
+"""Moved to :mod:`infoaudit.run.gradients`; ``infoaudit.audits.grad_runner`` re-exports its public
+names.
 
 (Gradient cells of ``infoaudit run``: every autodiff backend's op, differentiated, judged exactly.)
 """

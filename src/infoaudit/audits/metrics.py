@@ -1,4 +1,5 @@
-"""Moved to :mod:`infoaudit.judging.metrics`; ``infoaudit.audits.metrics`` re-exports its public names.
+"""Moved to :mod:`infoaudit.judging.metrics`; ``infoaudit.audits.metrics`` re-exports its public
+names.
 
 (Error metrics of a computed result against the exact reference.)
 """

@@ -1,4 +1,5 @@
-"""Moved to :mod:`infoaudit.gate.profiles`; ``infoaudit.audits.profiles`` re-exports its public names.
+"""Moved to :mod:`infoaudit.gate.profiles`; ``infoaudit.audits.profiles`` re-exports its public
+names.
 
 (Gate profiles: which grade of the one judge (:mod:`infoaudit.judging`) passes, per quantity x)
 """

@@ -1,4 +1,5 @@
-"""Moved to :mod:`infoaudit.results.schema`; ``infoaudit.audits.results`` re-exports its public names.
+"""Moved to :mod:`infoaudit.results.schema`; ``infoaudit.audits.results`` re-exports its public
+names.
 
 (The results document of ``infoaudit run``: a versioned JSON schema, written incrementally and atomically.)
 """

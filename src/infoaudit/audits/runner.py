@@ -1,4 +1,6 @@
-"""Moved to :mod:`infoaudit.run.profiles`, :mod:`infoaudit.run.group`, :mod:`infoaudit.run.targets`, :mod:`infoaudit.run.findings`, :mod:`infoaudit.run.search`, :mod:`infoaudit.run.cells`, :mod:`infoaudit.run.tasks`; ``infoaudit.audits.runner`` re-exports its public names.
+"""Moved to :mod:`infoaudit.run.profiles`, :mod:`infoaudit.run.group`, :mod:`infoaudit.run.targets`,
+:mod:`infoaudit.run.findings`, :mod:`infoaudit.run.search`, :mod:`infoaudit.run.cells`,
+:mod:`infoaudit.run.tasks`; ``infoaudit.audits.runner`` re-exports its public names.
 
 (The adversarial audit runner: corpus first, then hypothesis search, then shrinking.)
 """

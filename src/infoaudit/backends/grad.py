@@ -260,4 +260,4 @@ def _jax_vjp(mod, op, q, inputs, cot, device):
     return GradOutput(res, _dname(odt), how, skipped, [])
 
 
-__all__ = ["vjp_function", "GradOutput", "GradUnsupported", "supports", "is_jit_variant", "NO_AUTODIFF"]
+__all__ = ["vjp_function", "GradOutput", "GradUnsupported", "supports", "is_jit_variant", "NO_AUTODIFF", "AUTODIFF"]

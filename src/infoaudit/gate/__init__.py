@@ -17,23 +17,16 @@ Calling the implementation (framework adapters, timeouts, flush-to-zero probes) 
 :mod:`infoaudit.harness`; the verdicts come from :mod:`infoaudit.judging`.
 """
 
-from ..harness.calls import (
-    GateUsageError,
-    Harness,
-    Outcome,
-    call_with_timeout,
-    default_dtypes,
-    exact_values,
-    framework_adapter,
-    infer_framework,
-    install_watchdog,
-    reduce_to_unit,
-)
+from ..harness.calls import Harness, Outcome, reduce_to_unit
+from ..harness.frameworks import GateUsageError, default_dtypes, framework_adapter, infer_framework
+from ..harness.timeout import call_with_timeout, install_watchdog
 from ..probes import fixed_cases, probes, search_strategy
+from ..reference.cache import exact_values
+from ..reproducers.user import value_reproducer as reproducer
 from .core import describe_impl, run_gate
 from .judge import Context, FlushFlags, Judgement, grade_case, judge
 from .report import DtypeResult, GateReport
-from .search import gate_dtype, reproducer
+from .search import gate_dtype
 
 __all__ = ["run_gate", "GateReport", "DtypeResult", "Context", "Judgement", "FlushFlags", "judge", "grade_case",
            "probes", "fixed_cases", "reproducer", "gate_dtype", "describe_impl", "GateUsageError", "Harness",

@@ -26,7 +26,7 @@ class GateUsage(ValueError):
 
 def gate(fn, quantity, framework=None, **options):
     """Run the gate and return its :class:`~infoaudit.gate.core.GateReport` (never raises on failure)."""
-    from ..harness.calls import GateUsageError
+    from ..harness.frameworks import GateUsageError
     from .core import run_gate
 
     unknown = set(options) - set(O.BY_DEST) - {"inputs"}

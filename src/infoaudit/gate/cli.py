@@ -11,13 +11,13 @@ with --junit-xml; JSON with --json (with the environment fingerprint; reusable a
 """
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import sys
 import time
 
 from .. import options as O
+from ..harness.loading import UsageError, load_impl
 
 __all__ = ["add_arguments", "UsageError", "load_impl", "verdict_line", "grad_line", "render_text",
            "github_annotations", "render_junit", "json_document", "main"]
@@ -29,45 +29,6 @@ def add_arguments(parser):
     O.add_to_argparse(parser)
     parser.epilog = ("exit status: 0 pass, 1 numerical failure, 2 usage or input error. "
                      "Options may also be set in pyproject.toml under [tool.infoaudit].")
-
-
-class UsageError(Exception):
-    pass
-
-
-def load_impl(spec: str):
-    """Import ``pkg.module:function`` (``function`` may be dotted); UsageError with one clear line."""
-    if not spec or ":" not in spec:
-        raise UsageError(f"--impl {spec!r}: expected MODULE:FUNCTION, e.g. my_pkg.losses:softmax")
-    modname, _, attr = spec.partition(":")
-    if not modname or not attr:
-        raise UsageError(f"--impl {spec!r}: expected MODULE:FUNCTION, e.g. my_pkg.losses:softmax")
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)  # like `python -m`: the current directory's modules are importable
-    try:
-        mod = importlib.import_module(modname)
-    except ModuleNotFoundError as e:
-        raise UsageError(f"--impl {spec!r}: module {modname!r} does not import: No module named {e.name!r} "
-                         f"(searched the current directory and sys.path)") from None
-    except BaseException as e:  # noqa: BLE001 - a module that raises (or exits) on import
-        if isinstance(e, KeyboardInterrupt):
-            raise
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise UsageError(f"--impl {spec!r}: importing {modname!r} raised {type(e).__name__}"
-                         + (f": {msg}" if msg else "")) from None
-    obj = mod
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            avail = sorted(n for n, v in vars(mod).items() if callable(v) and not n.startswith("_")
-                           and getattr(v, "__module__", None) == mod.__name__)
-            raise UsageError(f"--impl {spec!r}: module {modname!r} has no attribute {attr!r}"
-                             + (f"; its functions: {', '.join(avail)}" if avail else "")) from None
-    if not callable(obj):
-        raise UsageError(f"--impl {spec!r}: {attr!r} is not callable (it is a {type(obj).__name__})")
-    return obj
 
 
 # ------------------------------------------------------------------ rendering
@@ -267,7 +228,8 @@ def _usage(msg) -> int:
 
 
 def main(args) -> int:
-    from ..harness.calls import GateUsageError, install_watchdog
+    from ..harness.frameworks import GateUsageError
+    from ..harness.timeout import install_watchdog
     from .core import run_gate
 
     try:

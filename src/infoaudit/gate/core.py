@@ -29,18 +29,14 @@ from .. import judging
 from .. import quantities as Q
 from ..dtypes import dtype_name
 from ..harness import ftz as FTZ
-from ..harness.calls import (
-    GateUsageError,
-    Harness,
-    default_dtypes,
-    framework_adapter,
-    infer_framework,
-    jsonable,
-)
+from ..harness.calls import Harness
+from ..harness.frameworks import GateUsageError, default_dtypes, framework_adapter, infer_framework
+from ..reproducers.user import value_reproducer
+from ..results.schema import jsonable
 from . import profiles as P
 from .judge import Context
 from .report import DtypeResult, GateReport
-from .search import gate_dtype, reproducer
+from .search import gate_dtype
 
 __all__ = ["describe_impl", "run_gate"]
 
@@ -79,7 +75,7 @@ def run_gate(fn, quantity, framework=None, *, dtypes=None, device="cpu", profile
     if grad:
         from . import grad_calls as GC
         from . import gradients as GG
-        GC.check_usage(framework, q.name)
+        GC.check_usage(framework, q)
     ad = framework_adapter(framework, device)
     if grad:
         try:
@@ -177,7 +173,7 @@ def run_gate(fn, quantity, framework=None, *, dtypes=None, device="cpu", profile
                 "kind": failing.kind,
                 "message": failing.message,
                 "label": failing.label,
-                "reproducer": reproducer(ctx, failing, impl_import, fn_name),
+                "reproducer": value_reproducer(ctx, failing, impl_import, fn_name),
                 "inputs": [jsonable(v) for v in failing.inputs],
                 "returned": jsonable(failing.y) if failing.y is not None else None,
                 "expected": jsonable(failing.expected) if failing.expected is not None else None,

@@ -5,24 +5,19 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import quantities as Q
-from ..harness.calls import (
-    GateUsageError,
-    ReferenceFailure,
-    call_with_timeout,
-    case_key,
-    describe_exception,
-)
+from ..backends.grad import AUTODIFF
+from ..harness.calls import ReferenceFailure, describe_exception
+from ..harness.frameworks import GateUsageError
+from ..harness.timeout import call_with_timeout
+from ..reference.cache import case_key, remember
 
 __all__ = ["AUTODIFF", "GRAD_SEARCH_INPUTS", "GRAD_MAX_ELEMENTS", "MAX_CONDITION_UNIT", "check_usage", "load_backend", "user_op", "exact_vjp", "GradOutcome", "evaluate"]
 
-
-AUTODIFF = {"torch": "torch.autograd.grad", "jax": "jax.vjp"}
 
 
 GRAD_SEARCH_INPUTS = 12        # generated (search) inputs per dtype differentiated after the fixed cases
@@ -61,36 +56,21 @@ def user_op(fn, call="impl"):
     return Op("user", user, False, call)
 
 
-_VJP_CACHE: "OrderedDict[tuple, tuple]" = OrderedDict()
-
-
-_VJP_CACHE_MAX = 2000
-
-
-def _key(qname, dtype, inputs, cot):
-
-    return case_key(qname, dtype, list(inputs) + [np.asarray(cot, dtype=np.float64)])
-
-
 def exact_vjp(q, dtype, ref, cot, max_unit=MAX_CONDITION_UNIT):
-    """(exact {arg: Exact}, condition {arg: Condition}) for the rounded inputs and cotangent."""
+    """(exact {arg: Exact}, condition {arg: Condition}) for the rounded inputs and cotangent,
+    memoised in the reference's in-process memo (:func:`infoaudit.reference.cache.remember`)."""
     from ..judging.condition import gradient_condition
     from ..reference import derivatives as D
 
-    k = _key(q.name, dtype, ref, cot)
-    hit = _VJP_CACHE.get(k)
-    if hit is not None:
-        _VJP_CACHE.move_to_end(k)
-        return hit
-    exact = D.vjp(q.name, *ref, cotangent=cot)
-    try:
-        cond = gradient_condition(q.name, *ref, cotangent=cot, exact=exact, max_unit=max_unit)
-    except Exception:  # noqa: BLE001 - the condition is an aid; its absence falls back to the floor
-        cond = {}
-    _VJP_CACHE[k] = (exact, cond)
-    if len(_VJP_CACHE) > _VJP_CACHE_MAX:
-        _VJP_CACHE.popitem(last=False)
-    return exact, cond
+    def compute():
+        exact = D.vjp(q.name, *ref, cotangent=cot)
+        try:
+            cond = gradient_condition(q.name, *ref, cotangent=cot, exact=exact, max_unit=max_unit)
+        except Exception:  # noqa: BLE001 - the condition is an aid; its absence falls back to the floor
+            cond = {}
+        return exact, cond
+    key = ("vjp", max_unit) + case_key(q.name, dtype, list(ref) + [np.asarray(cot, dtype=np.float64)])
+    return remember(key, compute)
 
 
 @dataclass

@@ -10,12 +10,10 @@ import numpy as np
 from .. import judging
 from .. import quantities as Q
 from ..dtypes import FORMATS, cast, fmt
-from ..harness.calls import (
-    exact_values,
-    short_number,
-)
 from ..judging import profiles as JP
 from ..judging.core import infinite_input_mask
+from ..reference.cache import exact_values
+from ..reproducers.literals import short_number
 from .grad_calls import GradOutcome, exact_vjp
 
 __all__ = ["ArgVerdict", "GradJudgement", "judge", "tolerated_why"]

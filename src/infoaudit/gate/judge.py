@@ -10,16 +10,11 @@ import numpy as np
 
 from .. import judging
 from .. import quantities as Q
-from ..harness.calls import (
-    Harness,
-    Outcome,
-    ReferenceFailure,
-    describe_exception,
-    exact_values,
-    short_number,
-)
+from ..harness.calls import Harness, Outcome, ReferenceFailure, describe_exception
 from ..judging import profiles as JP
 from ..judging.metrics import element_errors
+from ..reference.cache import exact_values
+from ..reproducers.literals import short_number
 from ..results.compare_cells import grew
 from . import profiles as P
 

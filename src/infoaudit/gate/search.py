@@ -8,63 +8,18 @@ import numpy as np
 
 from .. import judging
 from .. import quantities as Q
-from ..harness.calls import (
-    ReferenceFailure,
-    array_literal,
-    array_summary,
-    case_key,
-    describe_exception,
-    nested_literal,
-    py_value,
-    reduce_to_unit,
-    ulp_text,
-)
+from ..harness.calls import ReferenceFailure, describe_exception, reduce_to_unit
 from ..probes import fixed_cases, search_strategy
-from .judge import Context, Judgement, judge
+from ..reference.cache import case_key
+from .judge import Context, judge
 
-__all__ = ["reproducer", "gate_dtype"]
+__all__ = ["gate_dtype"]
 
 
 def _prepare(q, args, dtype):
     from ..judging.compare import prepare_inputs
 
     return prepare_inputs(q, args, dtype)
-
-
-def reproducer(ctx: Context, j: Judgement, impl_import: str, fn_name: str) -> str:
-    """Copy-paste Python that calls the implementation on the failing inputs."""
-    ad = ctx.harness.ad
-    q = ctx.q
-    lines = [f"# infoaudit gate reproducer: {q.signature()}, {ctx.dtype}, {ad.name}"
-             + (f" on {ad.device}" if ad.device != "cpu" else "")]
-    imports = [ad.imports, "inf, nan = float('inf'), float('nan')"]
-    if ad.name == "numpy" and ctx.dtype == "bfloat16":
-        imports.insert(1, "import ml_dtypes")
-    lines += imports
-    lines.append(impl_import)
-    names = []
-    big = sum(np.asarray(v).size for v in j.inputs if isinstance(v, np.ndarray)) > 20000
-    for arg, v in zip(q.args, j.inputs):
-        names.append(arg.name)
-        if isinstance(v, np.ndarray):
-            if big and arg.is_float_array and np.asarray(v).size > 20000:
-                lines.append(f"{arg.name} = ...  # {v.shape} {ctx.dtype} array: too large to print; see the JSON report")
-            else:
-                lines.append(f"{arg.name} = {array_literal(ad, v, ctx.dtype, arg.is_index_array, arg.name)}")
-        else:
-            lines.append(f"{arg.name} = {py_value(v)}")
-    lines.append(f"out = {fn_name}({', '.join(names)})")
-    if j.y is not None:
-        lines.append(f"# returned: {nested_literal(j.y) if j.y.size <= 64 else array_summary(j.y)}")
-        lines.append(f"# expected: {nested_literal(j.expected) if j.expected.size <= 64 else array_summary(j.expected)}"
-                     f"   (exact value correctly rounded to {ctx.dtype}"
-                     + (", subnormals flushed to zero as this platform does" if ctx.flushing else "") + ")")
-        if j.worst is not None:
-            w = j.worst
-            lines.append(f"# worst at {w}: returned {py_value(j.y[w])}, exact {py_value(j.exact.hi[w])}"
-                         f" (+ {j.exact.lo[w]:.3g}), {ulp_text(j.ulp[w]) if j.ulp is not None else ''}")
-    lines.append(f"# problem: {j.message}")
-    return "\n".join(lines)
 
 
 class _Found(Exception):

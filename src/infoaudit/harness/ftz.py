@@ -60,14 +60,14 @@ def probe(framework: str, dtype: str, device: str = "cpu") -> FTZ:
             half = np.asarray(tiny * tiny.dtype.type(0.5))
             dbl = np.asarray(sub * sub.dtype.type(2))
         elif framework == "torch":
-            from .calls import framework_adapter
+            from .frameworks import framework_adapter
             ad = framework_adapter("torch", device)
             half = ad.to_numpy(ad.to_framework(tiny) * 0.5)
             dbl = ad.to_numpy(ad.to_framework(sub) * 2)
         elif framework == "jax":
             import jax
 
-            from .calls import framework_adapter
+            from .frameworks import framework_adapter
             ad = framework_adapter("jax", device)
             with ad.x64(dtype == "float64"):
                 f1 = jax.jit(lambda a: a * 0.5)

@@ -19,6 +19,11 @@ entries (by mtime; a hit refreshes an hour-old mtime) go first. A cache that can
 
 Use: ``with use_cache(DIR): ...`` (or :func:`activate` for a whole process, e.g. in a pool
 initializer) makes ``reference.evaluate`` consult it; :func:`cached_evaluate` is the explicit form.
+
+In process, in front of it: :func:`remember` -- one LRU of exact results per whole input (keyed by
+:func:`case_key`: the quantity, the dtype and the exact bytes of every argument), shared by the
+gate's values (:func:`exact_values`) and gradients (``gate.grad_calls.exact_vjp``), so that the
+fixed cases of one dtype are evaluated once per process however often they are judged.
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ import struct
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from functools import lru_cache
 
 import numpy as np
@@ -41,7 +47,7 @@ from . import evaluate_uncached, fast, reset_active_cache, set_active_cache  # n
 from .engine import Exact, PrecisionBudgetExceeded, precision_limit
 
 __all__ = ["ReferenceCache", "default_dir", "get_cache", "use_cache", "activate", "cached_evaluate",
-           "call_with_cache", "code_fingerprint", "FORMAT", "ENV_DIR", "ENV_MAX_BYTES", "DEFAULT_MAX_BYTES"]
+           "call_with_cache", "code_fingerprint", "case_key", "remember", "exact_values", "MEMO_MAX", "FORMAT", "ENV_DIR", "ENV_MAX_BYTES", "DEFAULT_MAX_BYTES"]
 
 FORMAT = 1
 MAGIC = b"IAREFC1\n"
@@ -399,3 +405,47 @@ def call_with_cache(directory, fn, *args, **kwargs):
         return fn(*args, **kwargs)
     with use_cache(directory):
         return fn(*args, **kwargs)
+
+
+# ---------------------------------------------------------------- in-process memo (whole inputs)
+
+MEMO_MAX = 20_000         # entries of the in-process LRU (values and VJPs together)
+_MEMO: "OrderedDict[tuple, object]" = OrderedDict()
+_MEMO_LOCK = threading.Lock()
+
+
+def case_key(qname, dtype, inputs) -> tuple:
+    """The memo key of one input: the quantity, the dtype, and every argument by its exact bytes
+    (arrays with their dtype and shape, scalars as floats)."""
+    parts = [qname, dtype]
+    for v in inputs:
+        if isinstance(v, np.ndarray):
+            parts.append((str(v.dtype), v.shape, v.tobytes()))
+        else:
+            parts.append(float(v))
+    return tuple(parts)
+
+
+def remember(key, compute):
+    """``compute()`` once per ``key`` (least recently used entries go past :data:`MEMO_MAX`)."""
+    with _MEMO_LOCK:
+        hit = _MEMO.get(key)
+        if hit is not None:
+            _MEMO.move_to_end(key)
+            return hit
+    value = compute()
+    with _MEMO_LOCK:
+        _MEMO[key] = value
+        if len(_MEMO) > MEMO_MAX:
+            _MEMO.popitem(last=False)
+    return value
+
+
+def exact_values(qname, dtype, inputs):
+    """``reference.evaluate`` on ``inputs`` (float arrays exactly widened to float64), memoised."""
+    from . import evaluate
+
+    def compute():
+        args = [v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype.kind not in "iu" else v for v in inputs]
+        return evaluate(qname, *args)
+    return remember(("values",) + case_key(qname, dtype, inputs), compute)

@@ -1,4 +1,5 @@
-"""Moved to :mod:`infoaudit.reproducers.gradients`; ``infoaudit.report.grad_reproducer`` re-exports its public names.
+"""Moved to :mod:`infoaudit.reproducers.gradients`; ``infoaudit.report.grad_reproducer`` re-exports
+its public names.
 
 (Copy-paste reproducers of *gradient* findings, in the framework's own autodiff.)
 """

@@ -1,4 +1,5 @@
-"""Moved to :mod:`infoaudit.reproducers.values`; ``infoaudit.report.reproducer`` re-exports its public names.
+"""Moved to :mod:`infoaudit.reproducers.values`; ``infoaudit.report.reproducer`` re-exports its
+public names.
 
 (Copy-paste Python reproducers of findings, in the framework's own terms.)
 """

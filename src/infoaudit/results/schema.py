@@ -162,7 +162,11 @@ def worst_dict(w, encode=True, limit=None) -> dict:
 
 
 def jsonable(x):
-    """``x`` with JSON-safe numbers (non-finite as strings), lists for tuples, str keys."""
+    """``x`` with JSON-safe numbers (non-finite as strings), lists for tuples, str keys, arrays as
+    :func:`encode_array` (read back with :func:`decode_array`): the one JSON encoder of results,
+    gate and merge documents."""
+    if isinstance(x, np.ndarray):
+        return encode_array(x)
     if isinstance(x, dict):
         return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):

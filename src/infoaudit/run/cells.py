@@ -32,7 +32,7 @@ def cell_dict(group: Group, c: CellState, encode=True) -> dict:
         "invariants": dict(sorted(c.invariants.items())), "invariant_total": int(sum(c.invariants.values())),
         "search_hits": dict(sorted(c.search_hits.items())),
         "notes": sorted(c.notes),
-        "x_label": magnitude_label(c.quantity),
+        "x_label": magnitude_label(group.q),
         "points": [[R.num(_sig(a)), R.num(_sig(b)), R.num(_sig(r))] for a, b, r in c.points],
         "worst": {m: R.worst_dict(w, encode) for m, w in c.worst.items()},
     }

@@ -319,8 +319,8 @@ def _check_impl(spec, quantity, framework):
     gate imports it), the quantity exists, the framework is installed."""
     from .. import quantities as Q
     from ..backends import BackendUnavailable, load
-    from ..gate.cli import UsageError, load_impl
-    from ..harness.calls import infer_framework
+    from ..harness.frameworks import infer_framework
+    from ..harness.loading import UsageError, load_impl
 
     if not quantity:
         return framework, "", "--impl needs --quantity (the quantity the function implements)"
@@ -358,7 +358,7 @@ def main(args) -> int:
         if err:
             print(f"infoaudit run: {err}", file=sys.stderr)
             return 2
-        from ..harness.calls import default_dtypes
+        from ..harness.frameworks import default_dtypes
 
         backends = _split(args.backends)          # the installed backends to compare with (default: none)
         dtypes = _split(args.dtypes) or list(default_dtypes(framework))

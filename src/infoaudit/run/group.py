@@ -484,9 +484,11 @@ def unit_magnitudes(q, inputs, out_shape):
 
 
 def magnitude_label(q) -> str:
-    arg = next(a for a in Q.get(q).args if a.is_float_array)
+    """The x axis of the error-vs-magnitude plot for quantity ``q`` (a registry entry or name)."""
+    q = Q.get(q)
+    arg = next(a for a in q.args if a.is_float_array)
     if arg.kind in (Q.PROBS, Q.PROB, Q.TABLE):
         return "smallest positive probability"
-    if Q.get(q).structure == Q.ELEMENTWISE:
+    if q.structure == Q.ELEMENTWISE:
         return "|input|"
     return "largest finite |input| in the row"

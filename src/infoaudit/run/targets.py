@@ -193,10 +193,10 @@ def profile_variants(targets, skipped, profile):
 
 def user_targets(spec, quantity, dtype, framework=None, device=None):
     """Targets of a user's implementation ``MODULE:FUNCTION`` (imported as ``infoaudit gate
-    --impl`` imports it, :func:`.gate_cmd.load_impl`; ``framework`` inferred as the gate infers
-    it). Raises :class:`.gate_cmd.UsageError` with one line when it does not import."""
-    from ..gate.cli import load_impl
-    from ..harness.calls import infer_framework
+    --impl`` imports it, :func:`infoaudit.harness.loading.load_impl`; ``framework`` inferred as the gate infers
+    it). Raises :class:`infoaudit.harness.loading.UsageError` with one line when it does not import."""
+    from ..harness.frameworks import infer_framework
+    from ..harness.loading import load_impl
 
     fn = load_impl(spec)
     targets, _ = as_targets(quantity, fn, dtype, device, framework or infer_framework(fn))
