@@ -19,6 +19,7 @@ COMMANDS = {
     "gate": ("infoaudit.gate.cli", "gate a user's own implementation (exit 0 pass, 1 fail, 2 usage)"),
     "bench": ("infoaudit.bench.bench_cmd", "throughput of backends side by side"),
     "diff": ("infoaudit.results.diff_cmd", "what changed between two results.json (exit 0 same or better, 1 worse, 2 bad input)"),
+    "order": ("infoaudit.commands.order_cmd", "which terms each backend's row sum adds first (summation-order probe)"),
     "merge": ("infoaudit.cluster.merge_cmd", "join the results.json of the shards of a run (--shard i/N) into one "
               "results.json and report"),
 }
