@@ -14,6 +14,9 @@ import ml_dtypes
 import mpmath
 import numpy as np
 
+__all__ = ["DTYPES", "Format", "FORMATS", "fmt", "dtype_name", "np_dtype", "round_mpf", "ulp_of", "cast",
+           "to_f64", "round_dd"]
+
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+__all__ = ["FRAMEWORKS", "ALL_DTYPES", "Option", "OPTIONS", "BY_DEST", "PYTEST_DEFAULTS",
+           "add_to_argparse", "add_to_pytest", "find_pyproject", "load_toml", "tool_config", "resolve"]
+
 FRAMEWORKS = ("numpy", "torch", "jax")
 ALL_DTYPES = ("float16", "bfloat16", "float32", "float64")
 

@@ -30,6 +30,8 @@ import pytest
 
 from . import options as _O
 
+__all__ = ["pytest_addoption", "pytest_configure", "infoaudit_gate", "pytest_runtest_call"]
+
 _MARKER_HELP = ("infoaudit(impl=None, quantity=None, framework=None, **options): infoaudit gate options for "
                 "this test; with impl= and quantity= the test also gates impl after its body")
 

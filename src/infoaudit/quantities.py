@@ -15,6 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+__all__ = ["LOGITS", "LOGPROBS", "PROBS", "PROB", "REAL", "TARGET01", "MU", "LOGVAR", "TABLE", "LABEL",
+           "TEMPERATURE", "EPS", "BETA", "SCALAR_KINDS", "ARRAY_KINDS", "SAMPLES", "LOG_PROPOSAL",
+           "HIDDEN", "WEIGHT", "INDEX_KINDS", "ELEMENTWISE", "ROW", "ROW_REDUCE", "TABLE_REDUCE",
+           "ADAPTIVE", "Arg", "Quantity", "TAGS", "InputError", "REGISTRY", "get", "validate",
+           "adaptive_sizes", "output_shape", "units"]
+
 # Argument kinds. Float kinds are arrays in the audited dtype; LABEL is an int64 array;
 # SCALAR kinds are Python floats.
 LOGITS, LOGPROBS, PROBS, PROB, REAL, TARGET01, MU, LOGVAR, TABLE = (

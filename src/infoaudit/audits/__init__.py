@@ -1,1 +1,3 @@
 """Audits: error metrics, differential comparison, the adversarial runner and gate profiles."""
+
+__all__ = []

@@ -18,6 +18,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
+__all__ = ["BACKENDS", "Op", "BackendUnavailable", "load", "status"]
+
 BACKENDS = ("numpy", "scipy", "torch", "jax")
 
 

@@ -21,6 +21,9 @@ import numpy as np
 
 from . import BackendUnavailable, Op
 
+__all__ = ["NAME", "DTYPES", "LN2", "available", "devices", "info", "x64_scope", "to_backend", "to_numpy",
+           "ops"]
+
 NAME = "jax"
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 LN2 = math.log(2.0)

@@ -9,6 +9,14 @@ import numpy as np
 
 from . import Op
 
+__all__ = ["NAME", "DTYPES", "available", "info", "devices", "to_backend", "to_numpy", "softmax",
+           "log_softmax", "logsumexp", "sigmoid", "softplus", "log_sigmoid", "entropy", "entropy_bits",
+           "self_information_bits", "binary_entropy_bits", "kl_divergence", "cross_entropy_probs",
+           "cross_entropy", "nll_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+           "label_smoothing_cross_entropy", "distillation_loss", "rlhf_kl_penalty", "gaussian_kl",
+           "joint_entropy", "conditional_entropy", "mutual_information", "sampled_terms",
+           "sampled_softmax_cross_entropy", "adaptive_log_softmax", "ops"]
+
 NAME = "numpy"
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 

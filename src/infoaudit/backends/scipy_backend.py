@@ -12,6 +12,8 @@ import numpy as np
 from . import Op
 from . import numpy_backend as _np
 
+__all__ = ["NAME", "DTYPES", "available", "info", "devices", "to_backend", "to_numpy", "ops"]
+
 NAME = "scipy"
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 

@@ -18,6 +18,9 @@ import numpy as np
 from ..dtypes import np_dtype
 from .timing import time_call
 
+__all__ = ["TORCH_DTYPES", "llc_bytes", "reference_sizes", "copy_numpy", "copy_torch", "measure",
+           "limit_for", "reference_gbps", "exp_rate", "half_conversion_rates"]
+
 TORCH_DTYPES = {"float16": "float16", "bfloat16": "bfloat16", "float32": "float32", "float64": "float64"}
 
 

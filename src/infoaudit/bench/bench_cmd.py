@@ -16,6 +16,8 @@ import time
 
 from . import cells as C
 
+__all__ = ["add_arguments", "build_config", "main"]
+
 
 def add_arguments(p: argparse.ArgumentParser):
     p.add_argument("--quick", action="store_true",

@@ -13,6 +13,11 @@ import numpy as np
 
 from ..dtypes import np_dtype
 
+__all__ = ["OPS", "DTYPES", "BACKENDS", "DEFAULT_SHAPES", "QUICK_SHAPES", "ITEMSIZE", "LABEL_BYTES",
+           "TEMPERATURE", "SAMPLED_SOFTMAX", "SAMPLED_SOFTMAX_QUICK_BATCH", "itemsize", "min_bytes",
+           "parse_shape", "shape_str", "InputSet", "BackendHandle", "load_backend", "pick_op",
+           "device_matches", "is_cuda", "limit_device", "syncs", "cuda_absent_reason", "prealloc_op"]
+
 # The ops under benchmark, in report order.
 OPS = ("softmax", "log_softmax", "logsumexp", "cross_entropy", "kl_divergence",
        "binary_cross_entropy_with_logits", "distillation_loss")

@@ -7,6 +7,8 @@ import os
 import platform
 import sys
 
+__all__ = ["THREAD_VARS", "cpu_model", "load_average", "collect", "fingerprint_of"]
+
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "XLA_FLAGS",
                "TF_NUM_INTRAOP_THREADS", "CUDA_VISIBLE_DEVICES")
 

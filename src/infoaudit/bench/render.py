@@ -7,6 +7,9 @@ import os
 
 from .cells import OPS, shape_str
 
+__all__ = ["DT_ORDER", "write_json", "blocks", "to_markdown", "to_html", "COLORS", "MARKERS", "plots",
+           "render"]
+
 DT_ORDER = ("float16", "bfloat16", "float32", "float64")
 
 

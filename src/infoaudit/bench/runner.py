@@ -19,6 +19,10 @@ from . import SCHEMA, SCHEMA_VERSION, bandwidth, environment, seed
 from . import cells as C
 from .timing import time_call
 
+__all__ = ["RENDER_RESERVE_S", "CELL_OVERHEAD_ELEMS", "PREDICT_FROM_S", "MEMORY_BOUND_WITHIN", "SETTLE_S",
+           "NOISY_IQR", "Config", "Progress", "run", "Schedule", "fp16_vs_fp32", "seed_section",
+           "summarize"]
+
 RENDER_RESERVE_S = 8.0      # kept back from the time limit for the report
 CELL_OVERHEAD_ELEMS = 2e6   # a cell's fixed cost (warm-up, conversion, compile) in element-equivalents
 PREDICT_FROM_S = 0.02       # predict a bigger shape's time only from calls at least this long

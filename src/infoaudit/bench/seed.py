@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 
+__all__ = ["CHAPTER_MEMORY", "CHAPTER_ROOFLINE", "GIB", "memory", "roofline_chapter", "roofline_here"]
+
 CHAPTER_MEMORY = {"fp32_gb": 3.06, "fp16_gb": 1.53, "saving_gb": 1.53, "saving_pct": 50,
                   "budget_mb": 10_000, "max_batch_fp32": 48}
 CHAPTER_ROOFLINE = {"vocab": 30_000, "bandwidth_gbps": 900.0, "peak_flops": 312e12,

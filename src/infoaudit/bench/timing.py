@@ -21,6 +21,8 @@ import statistics
 import time
 from dataclasses import asdict, dataclass, field
 
+__all__ = ["Timing", "time_call"]
+
 
 @dataclass
 class Timing:

@@ -1,1 +1,3 @@
 """CLI subcommands that belong to no larger package."""
+
+__all__ = []

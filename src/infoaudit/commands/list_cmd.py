@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+__all__ = ["add_arguments", "main"]
+
 
 def add_arguments(p):
     p.add_argument("--backends", action="store_true", help="show backends, versions, devices and skip reasons")

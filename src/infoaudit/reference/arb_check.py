@@ -26,6 +26,14 @@ from mpmath.libmp import from_man_exp
 
 from ..dtypes import DTYPES, FORMATS, round_mpf
 
+__all__ = ["NAN", "INF", "PRECS", "ZERO", "Shifted", "a_softmax", "a_log_softmax", "a_logsumexp",
+           "a_cross_entropy", "a_nll_loss", "a_label_smoothing_cross_entropy", "a_distillation_loss",
+           "a_rlhf_kl_penalty", "a_gaussian_kl", "a_sigmoid", "a_softplus", "a_log_sigmoid",
+           "a_binary_cross_entropy_with_logits", "a_binary_cross_entropy", "a_self_information_bits",
+           "a_binary_entropy_bits", "a_entropy", "a_entropy_bits", "a_kl_divergence",
+           "a_cross_entropy_probs", "a_joint_entropy", "a_conditional_entropy", "a_mutual_information",
+           "ARB", "enclosures", "ball_ends", "round_exact", "CheckResult", "check"]
+
 try:
     from flint import arb, ctx
 except ImportError as e:  # pragma: no cover

@@ -144,6 +144,14 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+__all__ = ["U", "EXP_REL", "TBITS", "TSIZE", "DMIN", "SHIFTER", "SHIFTER_BITS", "MASK26", "EXPMASK",
+           "MANTMASK", "C24", "C6", "C3", "C5", "C7", "SPLITTER", "INF", "NAN", "F_M", "F_CODE", "F_NZERO",
+           "F_REST", "F_C", "F_ERR", "F_NDROP", "F_LHI", "F_LLO", "F_LRAD", "F_CHI", "F_CLO", "F_CRAD",
+           "F_LTINY", "F_LPOS", "F_NEEDARB", "NF", "CODE_NAN", "CODE_PINF", "CODE_NINF", "MODE_SUM",
+           "MODE_SOFTMAX", "MODE_LOG_SOFTMAX", "two_sum", "fast_two_sum", "split", "two_prod", "hi26",
+           "pow2", "exp_dd1", "exp_dd", "two_sum_arr", "two_prod_arr", "is_narrow_midpoint", "decide_core",
+           "decide_safe_core", "log1p_small", "BLK", "row_pass", "rows_outputs"]
+
 # ---------------------------------------------------------------- bit casts
 
 

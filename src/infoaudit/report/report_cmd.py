@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 import sys
 
+__all__ = ["add_arguments", "main"]
+
 
 def add_arguments(p):
     p.add_argument("results", help="results JSON written by `infoaudit run`")

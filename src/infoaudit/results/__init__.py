@@ -12,3 +12,5 @@
 This package imports nothing heavy at import time (no torch, no jax); the submodules are
 imported where they are used.
 """
+
+__all__ = []

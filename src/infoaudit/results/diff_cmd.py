@@ -16,6 +16,8 @@ import json
 import os
 import sys
 
+__all__ = ["EXIT_OK", "EXIT_WORSE", "EXIT_USAGE", "add_arguments", "main"]
+
 EXIT_OK, EXIT_WORSE, EXIT_USAGE = 0, 1, 2
 
 
