@@ -37,6 +37,29 @@ from .fast_kernels import (
 __all__ = ["log_dd", "log1p_dd", "div_d", "mul_dd", "decide1", "finish_scaled", "scale_exact"]
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
+# powers of two as module constants (numba freezes globals; a literal 2.0 ** -n is a runtime power)
+P2P52 = 2.0 ** 52
+P2P200 = 2.0 ** 200
+P2P1000 = 2.0 ** 1000
+P2M17 = 2.0 ** -17
+P2M40 = 2.0 ** -40
+P2M50 = 2.0 ** -50
+P2M51 = 2.0 ** -51
+P2M85 = 2.0 ** -85
+P2M100 = 2.0 ** -100
+P2M101 = 2.0 ** -101
+P2M120 = 2.0 ** -120
+P2M200 = 2.0 ** -200
+P2M474 = 2.0 ** -474
+P2M600 = 2.0 ** -600
+P2M900 = 2.0 ** -900
+P2M968 = 2.0 ** -968
+P2M970 = 2.0 ** -970
+P2M1000 = 2.0 ** -1000
+P2M1060 = 2.0 ** -1060
+P2M1068 = 2.0 ** -1068
+P2M1074 = 2.0 ** -1074
+P2M1076 = 2.0 ** -1076
 INF = math.inf
 
 
@@ -45,13 +68,13 @@ def log_dd(xh, xl, thi, tlo, L1, L2a, L2b):
     """log(xh + xl) for 0 < xh < inf, |xl| <= 2^-52 xh (xl = 0 where xh < 2^-1000):
     (Lh, Ll, rad, good), |Lh + Ll - log x| <= rad where good (docs/fast_reference.md, 1.1)."""
     off = 0
-    if xh < 2.0 ** -1000:
-        xh = xh * 2.0 ** 200
-        xl = xl * 2.0 ** 200
+    if xh < P2M1000:
+        xh = xh * P2P200
+        xl = xl * P2P200
         off = -200
-    elif xh >= 2.0 ** 1000:
-        xh = xh * 2.0 ** -200
-        xl = xl * 2.0 ** -200
+    elif xh >= P2P1000:
+        xh = xh * P2M200
+        xl = xl * P2M200
         off = 200
     N0 = int(math.floor(math.log2(xh) * 65536.0 + 0.5))  # a choice only: what matters is checked
     E = N0 >> 16
@@ -66,7 +89,7 @@ def log_dd(xh, xl, thi, tlo, L1, L2a, L2b):
     p, pe = two_prod(vh, Th)
     rv = (((Dh - p) - pe) + Dl) - vh * Tl  # Dh - p exact (Sterbenz)
     vl = rv / Th
-    good = (abs(vh) <= 2.0 ** -17) and (abs(vl) <= 2.0 ** -50 * abs(vh))
+    good = (abs(vh) <= P2M17) and (abs(vl) <= P2M50 * abs(vh))
     lh, ll = log1p_small(vh, vl)
     N = N0 + off * 65536
     Nf = float(N)
@@ -79,9 +102,9 @@ def log_dd(xh, xl, thi, tlo, L1, L2a, L2b):
     S = ((abs(e1) + abs(e2)) + abs(a3)) + abs(ll)
     Lh, Ll = fast_two_sum(Lh, Ll)
     if N == 0:  # x = 1 + v exactly (T_0 = 1): relative bound
-        rad = (2.0 ** -85 * abs(vh) + (2.0 ** -1060 if vh != 0.0 else 0.0)) * (1.0 + 2.0 ** -40)
+        rad = (P2M85 * abs(vh) + (P2M1060 if vh != 0.0 else 0.0)) * (1.0 + P2M40)
     else:
-        rad = ((2.0 ** -100 + abs(Nf) * 2.0 ** -120) + 2.0 ** -50 * S) * (1.0 + 2.0 ** -40)
+        rad = ((P2M100 + abs(Nf) * P2M120) + P2M50 * S) * (1.0 + P2M40)
     return Lh, Ll, rad, good
 
 
@@ -90,18 +113,18 @@ def log1p_dd(xh, xl, thi, tlo, L1, L2a, L2b):
     """log1p(xh + xl) for xh + xl > -1, |xl| <= 2^-52 |xh|: (Lh, Ll, rad, good)
     (docs/fast_reference.md, 1.2)."""
     ax = abs(xh)
-    if ax <= 2.0 ** -17:
-        if ax < 2.0 ** -970:  # |log1p(x) - x| <= x^2 <= |x| 2^-969
-            return xh, xl, ax * 2.0 ** -968, True
+    if ax <= P2M17:
+        if ax < P2M970:  # |log1p(x) - x| <= x^2 <= |x| 2^-969
+            return xh, xl, ax * P2M968, True
         Lh, Ll = log1p_small(xh, xl)
-        return Lh, Ll, (2.0 ** -85 * ax + 2.0 ** -1060) * (1.0 + 2.0 ** -40), True
+        return Lh, Ll, (P2M85 * ax + P2M1060) * (1.0 + P2M40), True
     sh, se = two_sum(1.0, xh)
     sl, dropped = two_sum(se, xl)
     yh, yl = fast_two_sum(sh, sl)
     if not (yh > 0.0):
         return 0.0, 0.0, INF, False
     Lh, Ll, rad, good = log_dd(yh, yl, thi, tlo, L1, L2a, L2b)
-    rad = (rad + abs(dropped) / (yh * (1.0 - 2.0 ** -50))) * (1.0 + 2.0 ** -40)
+    rad = (rad + abs(dropped) / (yh * (1.0 - P2M50))) * (1.0 + P2M40)
     return Lh, Ll, rad, good
 
 
@@ -114,7 +137,7 @@ def div_d(a, b):
     r = (a - p) - pe  # a - p exact (Sterbenz)
     ql = r / b
     qh, ql2 = fast_two_sum(q, ql)
-    return qh, ql2, abs(ql) * 2.0 ** -51
+    return qh, ql2, abs(ql) * P2M51
 
 
 @njit(**_JIT)
@@ -125,8 +148,8 @@ def mul_dd(ah, al, bh, bl):
     p, pe = two_prod(ah, bh)
     t = ah * bl + al * bh
     ph, pl = fast_two_sum(p, pe + t)
-    slop = 2.0 ** -1068 if (abs(p) < 2.0 ** -900 and ah != 0.0 and bh != 0.0) else 0.0
-    return ph, pl, 2.0 ** -101 * abs(p) + slop
+    slop = P2M1068 if (abs(p) < P2M900 and ah != 0.0 and bh != 0.0) else 0.0
+    return ph, pl, P2M101 * abs(p) + slop
 
 
 @njit(**_JIT)
@@ -134,7 +157,7 @@ def scale_exact(x, k):
     """x 2^k for -1100 <= k <= 1023 with one rounding (exact when the result is normal)."""
     if k >= -1022:
         return x * pow2(k)
-    return (x * pow2(k + 600)) * 2.0 ** -600
+    return (x * pow2(k + 600)) * P2M600
 
 
 @njit(**_JIT)
@@ -142,14 +165,14 @@ def decide1(hi, lo, A):
     """(hi, lo, ok) for a normalised finite hi + lo with absolute error bound A (the rule of
     .fast._decide_safe, the exact-zero rule and the provably-below-2^-1076 rule)."""
     ah = abs(hi)
-    if ah >= 2.0 ** -1000 and ah < INF and A < INF:
+    if ah >= P2M1000 and ah < INF and A < INF:
         ok, amb = decide_core(hi, lo, A)
         if amb:
             ok = not is_narrow_midpoint(hi)
         return hi, lo, ok
     if hi == 0.0 and lo == 0.0:
         return hi, lo, A == 0.0
-    if ah < 2.0 ** -1000 and ((ah + abs(lo)) + A) * (1.0 + 2.0 ** -50) < 2.0 ** -1076:
+    if ah < P2M1000 and ((ah + abs(lo)) + A) * (1.0 + P2M50) < P2M1076:
         return 0.0 * hi, 0.0, True
     return hi, lo, False
 
@@ -161,7 +184,7 @@ def finish_scaled(Uh, Ul, Au, k):
     if k >= -990:
         hi = scale_exact(Uh, k)
         lo = scale_exact(Ul, k)
-        A = scale_exact(Au, k) * (1.0 + 2.0 ** -50) + 2.0 ** -1074
+        A = scale_exact(Au, k) * (1.0 + P2M50) + P2M1074
         return decide1(hi, lo, A)
     if k < -1082:  # |value| < 2^5 2^-1082 < 2^-1076
         return 0.0 * Uh, 0.0, True
@@ -169,16 +192,16 @@ def finish_scaled(Uh, Ul, Au, k):
     s = pow2(t)
     th = Uh * s
     tl = Ul * s
-    As = Au * s * (1.0 + 2.0 ** -50) + 2.0 ** -900
-    if abs(th) >= 2.0 ** 52:  # a normal value: decide on the scaled grid (exact scaling)
+    As = Au * s * (1.0 + P2M50) + P2M900
+    if abs(th) >= P2P52:  # a normal value: decide on the scaled grid (exact scaling)
         hs, ls = fast_two_sum(th, tl)
         ok, amb = decide_core(hs, ls, As)
         # every value below 2^-986 rounds to 0 in the narrow formats: no narrow midpoint here
-        return (hs * 2.0 ** -600) * 2.0 ** -474, (ls * 2.0 ** -600) * 2.0 ** -474, ok | amb
+        return (hs * P2M600) * P2M474, (ls * P2M600) * P2M474, ok | amb
     nr = float(math.floor(th + 0.5))  # th + 0.5 exact (|th| < 2^52); a tie is refused below
     rem = (th - nr) + tl  # th - nr exact
-    ok = (abs(rem) + As) * (1.0 + 2.0 ** -50) < 0.5
+    ok = (abs(rem) + As) * (1.0 + P2M50) < 0.5
     lo = 0.0
     if abs(rem) > As:
-        lo = 2.0 ** -1074 if rem > 0 else -(2.0 ** -1074)
-    return (nr * 2.0 ** -600) * 2.0 ** -474, lo, ok
+        lo = P2M1074 if rem > 0 else -(P2M1074)
+    return (nr * P2M600) * P2M474, lo, ok

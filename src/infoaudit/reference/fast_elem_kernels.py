@@ -18,9 +18,25 @@ from .fast_kernels import EXP_REL, exp_dd1, fast_two_sum, log1p_small, pow2, two
 __all__ = ["elementwise", "KERNELS", "softplus_neg"]
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
+# powers of two as module constants (numba freezes globals; a literal 2.0 ** -n is a runtime power)
+P2P900 = 2.0 ** 900
+P2M40 = 2.0 ** -40
+P2M52 = 2.0 ** -52
+P2M60 = 2.0 ** -60
+P2M85 = 2.0 ** -85
+P2M100 = 2.0 ** -100
+P2M101 = 2.0 ** -101
+P2M104 = 2.0 ** -104
+P2M897 = 2.0 ** -897
+P2M899 = 2.0 ** -899
+P2M900 = 2.0 ** -900
+P2M1060 = 2.0 ** -1060
+P2M1066 = 2.0 ** -1066
+P2M1073 = 2.0 ** -1073
+P2M1074 = 2.0 ** -1074
 INF = math.inf
 NAN = math.nan
-TINY = 2.0 ** -1074
+TINY = P2M1074
 
 
 @njit(**_JIT)
@@ -34,14 +50,14 @@ def softplus_neg(x, thi, tlo, L1, L2a, L2b, inv):
         Eh = H * pow2(k)  # exact: k in [-17, 0]
         El = L * pow2(k)
         bh, bl, rad, good = log1p_dd(Eh, El, thi, tlo, L1, L2a, L2b)
-        return bh, bl, (rad + EXP_REL * Eh * 1.01) * (1.0 + 2.0 ** -40), 0, good
+        return bh, bl, (rad + EXP_REL * Eh * 1.01) * (1.0 + P2M40), 0, good
     if k >= -900:
         Eh = scale_exact(H, k)
         El = scale_exact(L, k)
         bh, bl = log1p_small(Eh, El)
-        return bh, bl, ((2.0 ** -85 + EXP_REL * 1.01) * Eh + 2.0 ** -1060) * (1.0 + 2.0 ** -40), 0, True
+        return bh, bl, ((P2M85 + EXP_REL * 1.01) * Eh + P2M1060) * (1.0 + P2M40), 0, True
     # log1p(e) = e (1 - theta), 0 <= theta <= e / 2 < 2^-899
-    return H, L, (EXP_REL * 1.01 + 2.0 ** -897) * H, k, True
+    return H, L, (EXP_REL * 1.01 + P2M897) * H, k, True
 
 
 @njit(**_JIT)
@@ -60,14 +76,14 @@ def sigmoid1(x, thi, tlo, L1, L2a, L2b, inv):
     sh, se = two_sum(1.0, Eh)
     sl, drop = two_sum(se, El)
     sh, sl = fast_two_sum(sh, sl)
-    ds = (EXP_REL * 1.01 * Eh + abs(drop) + 2.0 ** -1073) * (1.0 + 2.0 ** -40)  # |s - (sh + sl)| (s >= 1)
+    ds = (EXP_REL * 1.01 * Eh + abs(drop) + P2M1073) * (1.0 + P2M40)  # |s - (sh + sl)| (s >= 1)
     if x >= 0.0:  # 1 / s
         Ch = 1.0 / sh
         p, pe = two_prod(Ch, sh)
         r = ((1.0 - p) - pe) - Ch * sl
         Cl = Ch * r
         Ch, Cl = fast_two_sum(Ch, Cl)
-        A = (2.0 ** -101 * Ch + ds * Ch * 1.01) * (1.0 + 2.0 ** -40)
+        A = (P2M101 * Ch + ds * Ch * 1.01) * (1.0 + P2M40)
         return decide1(Ch, Cl, A)
     # e / s = 2^k (H + L) / s
     qh = H / sh
@@ -75,7 +91,7 @@ def sigmoid1(x, thi, tlo, L1, L2a, L2b, inv):
     r = (((H - p) - pe) + L) - qh * sl  # H - p exact (Sterbenz)
     ql = r / sh
     qh, ql = fast_two_sum(qh, ql)
-    Au = (2.0 ** -100 + EXP_REL * 1.01 + ds * 1.01) * abs(qh) * (1.0 + 2.0 ** -40)
+    Au = (P2M100 + EXP_REL * 1.01 + ds * 1.01) * abs(qh) * (1.0 + P2M40)
     return finish_scaled(qh, ql, Au, k)
 
 
@@ -99,14 +115,14 @@ def softplus1(x, thi, tlo, L1, L2a, L2b, inv):
         return NAN, 0.0, False
     bh = scale_exact(Uh, k)
     bl = scale_exact(Ul, k)
-    Ab = scale_exact(Au, k) * 1.01 + 2.0 ** -1073
-    if bh < 2.0 ** -60 * x:  # x + b, 0 < b far below ulp(x) / 4: hi = x, the remainder b > 0
+    Ab = scale_exact(Au, k) * 1.01 + P2M1073
+    if bh < P2M60 * x:  # x + b, 0 < b far below ulp(x) / 4: hi = x, the remainder b > 0
         lo = bh + bl
         return x, (lo if lo > 0.0 else TINY), True
     hi, e = two_sum(x, bh)
     lo = e + bl
     hi, lo = fast_two_sum(hi, lo)
-    return decide1(hi, lo, (Ab + 2.0 ** -52 * abs(lo)) * (1.0 + 2.0 ** -40))
+    return decide1(hi, lo, (Ab + P2M52 * abs(lo)) * (1.0 + P2M40))
 
 
 @njit(**_JIT)
@@ -124,7 +140,7 @@ def bce_logits1(z, t, thi, tlo, L1, L2a, L2b, inv):
         return (0.0 if t == 1.0 else INF), 0.0, True
     if z == -INF:
         return (0.0 if t == 0.0 else INF), 0.0, True
-    if abs(z) > 2.0 ** 900:
+    if abs(z) > P2P900:
         return NAN, 0.0, False
     if z > 0.0:
         oh, ol = two_sum(1.0, -t)  # exact
@@ -142,9 +158,9 @@ def bce_logits1(z, t, thi, tlo, L1, L2a, L2b, inv):
     else:
         t2 = s2 + e2
         al = s1 + t2
-        Aa = 2.0 ** -52 * (abs(t2) + abs(al))
-    if abs(p1) < 2.0 ** -900 and p1 != 0.0:
-        Aa += 2.0 ** -1066  # underflow inside the products
+        Aa = P2M52 * (abs(t2) + abs(al))
+    if abs(p1) < P2M900 and p1 != 0.0:
+        Aa += P2M1066  # underflow inside the products
     Uh, Ul, Au, k, good = softplus_neg(-abs(z), thi, tlo, L1, L2a, L2b, inv)
     if not good:
         return NAN, 0.0, False
@@ -152,13 +168,13 @@ def bce_logits1(z, t, thi, tlo, L1, L2a, L2b, inv):
         return finish_scaled(Uh, Ul, Au, k)
     bh = scale_exact(Uh, k)
     bl = scale_exact(Ul, k)
-    if bh == 0.0 and bl == 0.0 and al == 0.0 and Aa == 0.0 and abs(ah) > 2.0 ** -900:
+    if bh == 0.0 and bl == 0.0 and al == 0.0 and Aa == 0.0 and abs(ah) > P2M900:
         return ah, TINY, True  # a = ah exactly, 0 < b < 2^-1074: the remainder's sign is known
-    Ab = scale_exact(Au, k) * 1.01 + 2.0 ** -1073
+    Ab = scale_exact(Au, k) * 1.01 + P2M1073
     hi, e = two_sum(ah, bh)
     lo1 = e + al
     lo = lo1 + bl
-    A = (Aa + Ab + 2.0 ** -52 * (abs(lo1) + abs(lo))) * (1.0 + 2.0 ** -40)
+    A = (Aa + Ab + P2M52 * (abs(lo1) + abs(lo))) * (1.0 + P2M40)
     hi, lo = two_sum(hi, lo)
     return decide1(hi, lo, A)
 
@@ -190,10 +206,10 @@ def _xlog_terms(p, t, thi, tlo, L1, L2a, L2b):
             L2h = 0.0
             L2l = 0.0
             rad2 = 0.0
-        elif p < 2.0 ** -900:  # log1p(-p) = -p (1 + theta), 0 <= theta <= p
+        elif p < P2M900:  # log1p(-p) = -p (1 + theta), 0 <= theta <= p
             L2h = -p
             L2l = 0.0
-            rad2 = p * 2.0 ** -899
+            rad2 = p * P2M899
         else:
             L2h, L2l, rad2, good = log1p_dd(-p, 0.0, thi, tlo, L1, L2a, L2b)
             if not good:
@@ -204,7 +220,7 @@ def _xlog_terms(p, t, thi, tlo, L1, L2a, L2b):
     hi, e = two_sum(m1h, m2h)
     lo1 = e + m1l
     lo = lo1 + m2l
-    A = (err1 + err2 + 2.0 ** -52 * (abs(lo1) + abs(lo))) * (1.0 + 2.0 ** -40)
+    A = (err1 + err2 + P2M52 * (abs(lo1) + abs(lo))) * (1.0 + P2M40)
     hi, lo = two_sum(hi, lo)
     return hi, lo, A, 0
 
@@ -235,7 +251,7 @@ def self_information_bits1(p, thi, tlo, L1, L2a, L2b, inv, lg_h, lg_l):
     if Lh == 0.0 and Ll == 0.0 and rad == 0.0:
         return 0.0, 0.0, True
     h, l, me = mul_dd(Lh, Ll, lg_h, lg_l)
-    A = (me + rad * lg_h * 1.01 + 2.0 ** -104 * abs(h)) * (1.0 + 2.0 ** -40)
+    A = (me + rad * lg_h * 1.01 + P2M104 * abs(h)) * (1.0 + P2M40)
     return decide1(-h, -l, A)
 
 
@@ -249,7 +265,7 @@ def binary_entropy_bits1(p, thi, tlo, L1, L2a, L2b, inv, lg_h, lg_l):
     if h == 0.0 and l == 0.0 and A == 0.0:
         return 0.0, 0.0, True
     bh, bl, me = mul_dd(h, l, lg_h, lg_l)
-    A2 = (me + A * lg_h * 1.01 + 2.0 ** -104 * abs(bh)) * (1.0 + 2.0 ** -40)
+    A2 = (me + A * lg_h * 1.01 + P2M104 * abs(bh)) * (1.0 + P2M40)
     return decide1(-bh, -bl, A2)
 
 

@@ -20,6 +20,24 @@ __all__ = ["reduce_rows", "label_smoothing_rows", "ROW_KERNELS", "CODE_OK", "COD
            "CODE_ESCALATE"]
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
+# powers of two as module constants (numba freezes globals; a literal 2.0 ** -n is a runtime power)
+P2P500 = 2.0 ** 500
+P2P900 = 2.0 ** 900
+P2M40 = 2.0 ** -40
+P2M50 = 2.0 ** -50
+P2M52 = 2.0 ** -52
+P2M95 = 2.0 ** -95
+P2M100 = 2.0 ** -100
+P2M104 = 2.0 ** -104
+P2M450 = 2.0 ** -450
+P2M900 = 2.0 ** -900
+P2M1000 = 2.0 ** -1000
+P2M1020 = 2.0 ** -1020
+P2M1060 = 2.0 ** -1060
+P2M1073 = 2.0 ** -1073
+P2M1074 = 2.0 ** -1074
+P2M1075 = 2.0 ** -1075
+P2M1153 = 2.0 ** -1153
 INF = math.inf
 NAN = math.nan
 CODE_OK, CODE_NAN, CODE_PINF, CODE_ESCALATE = 0, 1, 2, 3
@@ -47,19 +65,19 @@ def expm1_minus_x(x, thi, tlo, L1, L2a, L2b, inv, ch, cl):
             gh, gl = fast_two_sum(sh, sl)
         qh, ql = two_prod(x, x)
         h, l, me = mul_dd(qh, ql, gh, gl)
-        slop = 2.0 ** -1060 if ax < 2.0 ** -450 else 0.0
-        return h, l, 2.0 ** -95 * abs(h) + me + slop, True
+        slop = P2M1060 if ax < P2M450 else 0.0
+        return h, l, P2M95 * abs(h) + me + slop, True
     if x >= 709.7:  # e^x > 2^1023.9: the caller sends x >= 710.5 to +inf, the rest to mpmath
         return 0.0, 0.0, 0.0, False
     if x < -800.0:  # -1 - x + e^x, 0 < e^x < 2^-1154
         h, l = two_sum(-1.0, -x)
-        return h, l, 2.0 ** -1153, True
+        return h, l, P2M1153, True
     rel = EXP_REL * 1.01
     if x > 700.0:  # e^x = (e^(x/2))^2 (x/2 exact), relative error <= 2 EXP_REL (1.01) + 2^-101
         H2, L2, k2 = exp_dd1(0.5 * x, 0.0, thi, tlo, L1, L2a, L2b, inv)
         H, L, _ = mul_dd(H2, L2, H2, L2)
         k = 2 * k2
-        rel = EXP_REL * 2.03 + 2.0 ** -100
+        rel = EXP_REL * 2.03 + P2M100
     else:
         H, L, k = exp_dd1(x, 0.0, thi, tlo, L1, L2a, L2b, inv)
     Eh = scale_exact(H, k)
@@ -68,7 +86,7 @@ def expm1_minus_x(x, thi, tlo, L1, L2a, L2b, inv, ch, cl):
     h, e2 = two_sum(h, -x)
     t = l1 + e2
     l = t + El
-    err = (rel * Eh + 2.0 ** -52 * (abs(t) + abs(l)) + 2.0 ** -1073) * (1.0 + 2.0 ** -40)
+    err = (rel * Eh + P2M52 * (abs(t) + abs(l)) + P2M1073) * (1.0 + P2M40)
     h, l = fast_two_sum(h, l)
     return h, l, err, True
 
@@ -117,15 +135,15 @@ def _term(q, a, b, thi, tlo, L1, L2a, L2b, inv, ch, cl):
             return 0.0, 0.0, 0.0, 4
         if b == 0.0:
             return 0.0, 0.0, 0.0, 2
-        if not (2.0 ** -900 <= a <= 2.0 ** 900 and 2.0 ** -900 <= b <= 2.0 ** 900):
+        if not (P2M900 <= a <= P2P900 and P2M900 <= b <= P2P900):
             return 0.0, 0.0, 0.0, 3
         rh, rl, rerr = div_d(a, b)
-        if not (2.0 ** -900 <= rh <= 2.0 ** 900):
+        if not (P2M900 <= rh <= P2P900):
             return 0.0, 0.0, 0.0, 3
         Lh, Ll, rad, good = log_dd(rh, rl, thi, tlo, L1, L2a, L2b)
         if not good:
             return 0.0, 0.0, 0.0, 3
-        rad = rad + rerr / (rh * (1.0 - 2.0 ** -50)) * (1.0 + 2.0 ** -40)
+        rad = rad + rerr / (rh * (1.0 - P2M50)) * (1.0 + P2M40)
         if Lh == 0.0 and Ll == 0.0 and rad == 0.0:
             return 0.0, 0.0, 0.0, 4
         mh, ml, me = mul_dd(a, 0.0, Lh, Ll)
@@ -138,18 +156,18 @@ def _term(q, a, b, thi, tlo, L1, L2a, L2b, inv, ch, cl):
     if b >= 710.5:  # (e^b - 1 - b) / 2 > 2^1024.03: +inf in every format (unless a later entry is NaN / inf)
         return 0.0, 0.0, 0.0, 5
     aa = abs(a)
-    if aa > 2.0 ** 500:
+    if aa > P2P500:
         return 0.0, 0.0, 0.0, 3
     fh, fl, ferr, good = expm1_minus_x(b, thi, tlo, L1, L2a, L2b, inv, ch, cl)
     if not good:
         return 0.0, 0.0, 0.0, 3
     qh, ql = two_prod(a, a)
-    if aa < 2.0 ** -450 and a != 0.0:
-        ferr += 2.0 ** -1060
+    if aa < P2M450 and a != 0.0:
+        ferr += P2M1060
     h, e = two_sum(fh, qh)
     t = e + fl
     l = t + ql
-    err = ferr + 2.0 ** -52 * (abs(t) + abs(l))
+    err = ferr + P2M52 * (abs(t) + abs(l))
     h, l = two_sum(h, l)
     if h == 0.0 and l == 0.0 and err == 0.0:
         return 0.0, 0.0, 0.0, 4
@@ -164,7 +182,7 @@ def reduce_rows(q, x, y, thi, tlo, L1, L2a, L2b, inv, ch, cl, bits, lg_h, lg_l, 
     gaussian_kl: sum (expm1(lv) - lv + mu^2) / 2), times 1/ln 2 = lg_h + lg_l when ``bits``,
     with its decision."""
     R, n = x.shape
-    slack = (1.0 + 2.0 * (2 * n + 16) * U) * (1.0 + 2.0 ** -50)
+    slack = (1.0 + 2.0 * (2 * n + 16) * U) * (1.0 + P2M50)
     for r in range(R):
         s = 0.0
         c = 0.0
@@ -210,14 +228,14 @@ def reduce_rows(q, x, y, thi, tlo, L1, L2a, L2b, inv, ch, cl, bits, lg_h, lg_l, 
             hi = -hi
             lo = -lo
         elif q == R_GAUSS:
-            if abs(hi) < 2.0 ** -1000 and hi != 0.0:
-                A = A + 2.0 ** -1074
+            if abs(hi) < P2M1000 and hi != 0.0:
+                A = A + P2M1074
             hi = 0.5 * hi
             lo = 0.5 * lo
-            A = 0.5 * A + (2.0 ** -1075 if abs(lo) < 2.0 ** -1020 and lo != 0.0 else 0.0)
+            A = 0.5 * A + (P2M1075 if abs(lo) < P2M1020 and lo != 0.0 else 0.0)
         if bits and not (hi == 0.0 and lo == 0.0 and A == 0.0):
             bh, bl, me = mul_dd(hi, lo, lg_h, lg_l)
-            A = (me + A * lg_h * 1.01 + 2.0 ** -104 * abs(bh)) * (1.0 + 2.0 ** -40)
+            A = (me + A * lg_h * 1.01 + P2M104 * abs(bh)) * (1.0 + P2M40)
             hi, lo = bh, bl
         h, l, ok = decide1(hi, lo, A)
         out_hi[r] = h
@@ -242,7 +260,7 @@ def label_smoothing_rows(z, y, m, Lh, Ll, Lrad, eps, out_hi, out_lo, out_ok):
     logsumexp row pass): L + (1 - eps)(m - z_y) + (eps / K) sum_i (m - z_i), three terms >= 0
     (docs/fast_reference.md, 3.5). Rows with -inf entries are handled by the caller."""
     R, n = z.shape
-    slack = (1.0 + 2.0 * (2 * n + 16) * U) * (1.0 + 2.0 ** -50)
+    slack = (1.0 + 2.0 * (2 * n + 16) * U) * (1.0 + P2M50)
     oh, ol = two_sum(1.0, -eps)  # exact
     use_w = eps != 0.0
     wh = 0.0
@@ -279,7 +297,7 @@ def label_smoothing_rows(z, y, m, Lh, Ll, Lrad, eps, out_hi, out_lo, out_ok):
         lo2 = lo1 + t1l
         lo3 = lo2 + t2l
         lo = lo3 + Ll[r]
-        A = (Lrad[r] + e1 + e2 + 2.0 ** -52 * (abs(lo1) + abs(lo2) + abs(lo3) + abs(lo))) * (1.0 + 2.0 ** -40)
+        A = (Lrad[r] + e1 + e2 + P2M52 * (abs(lo1) + abs(lo2) + abs(lo3) + abs(lo))) * (1.0 + P2M40)
         hi, lo = two_sum(h, lo)
         hh, ll, ok = decide1(hi, lo, A)
         out_hi[r] = hh
