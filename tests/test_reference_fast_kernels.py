@@ -316,3 +316,25 @@ def test_engine_selection_and_env_var():
     env.pop("INFOAUDIT_FAST")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "numba"
+
+
+def test_sigmoid_block_kernel_matches_the_scalar_kernel():
+    """fast_elem_kernels.sigmoid_blocks (vectorised common case) is sigmoid1 element for element."""
+    pytest.importorskip("numba")
+    from infoaudit.reference import fast_elem_kernels as EK
+
+    rng = np.random.default_rng(8)
+    x = np.concatenate([rng.standard_normal(3000) * 4, rng.uniform(-800, 800, 3000),
+                        10.0 ** rng.uniform(-45, 38, 1000) * rng.choice([-1, 1], 1000),
+                        [np.nan, np.inf, -np.inf, 0.0, -0.0, 700.0, 700.0001, -686.0, -686.0001, -745.2, 5e-324]])
+    tabs = fast._consts()
+    out = []
+    for blocks in (True, False):
+        hi, lo, ok = np.empty(x.size), np.empty(x.size), np.empty(x.size, bool)
+        if blocks:
+            EK.sigmoid_blocks(x, *tabs, hi, lo, ok)
+        else:
+            EK.elementwise(EK.KERNELS["sigmoid"], x, x, *tabs, 1.0, 0.0, hi, lo, ok)
+        out.append((hi, lo, ok))
+    for a, b in zip(*out):
+        assert np.array_equal(a, b, equal_nan=True)

@@ -10,17 +10,30 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 from .fast_dd import decide1, finish_scaled, log1p_dd, log_dd, mul_dd, scale_exact
-from .fast_kernels import EXP_REL, exp_dd1, fast_two_sum, log1p_small, pow2, two_prod, two_sum
+from .fast_kernels import (
+    EXP_REL,
+    decide_core,
+    exp_a,
+    exp_c,
+    exp_dd1,
+    fast_two_sum,
+    log1p_small,
+    pow2,
+    two_prod,
+    two_sum,
+)
 
-__all__ = ["elementwise", "KERNELS", "softplus_neg"]
+__all__ = ["elementwise", "KERNELS", "softplus_neg", "sigmoid_blocks"]
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
 # powers of two as module constants (numba freezes globals; a literal 2.0 ** -n is a runtime power)
 P2P900 = 2.0 ** 900
 P2M40 = 2.0 ** -40
+P2M50 = 2.0 ** -50
 P2M52 = 2.0 ** -52
 P2M60 = 2.0 ** -60
 P2M85 = 2.0 ** -85
@@ -300,3 +313,85 @@ def elementwise(q, x, y, thi, tlo, L1, L2a, L2b, inv, lg_h, lg_l, out_hi, out_lo
         out_hi[i] = h
         out_lo[i] = l
         out_ok[i] = ok
+
+
+BLK = 256  # elements per block: the block buffers stay in L1
+
+
+@njit(**_JIT)
+def sigmoid_blocks(x, thi, tlo, L1, L2a, L2b, inv, out_hi, out_lo, out_ok):
+    """sigmoid over a flat array, vectorised: per block of BLK elements the table-free half of
+    exp (vectorised), the table loads (scalar), then the rest of :func:`sigmoid1` operation for
+    operation and branch-free for the common case (finite x, -686 <= x <= 700: k >= -990 and no
+    special value), the decision's branch-free part; every other element (specials, tiny or
+    saturated results, narrow-midpoint ambiguity) is recomputed by the scalar :func:`sigmoid1`.
+    Same results as sigmoid1 element for element."""
+    n = x.size
+    bj = np.empty(BLK, np.int64)
+    bk = np.empty(BLK, np.int64)
+    bb_ = np.empty(BLK)
+    bba = np.empty(BLK)
+    bq = np.empty(BLK)
+    bTh = np.empty(BLK)
+    bTl = np.empty(BLK)
+    slow = np.empty(BLK, np.bool_)
+    for i0 in range(0, n, BLK):
+        mb = min(BLK, n - i0)
+        for ii in range(mb):
+            xv = x[i0 + ii]
+            common = (xv >= -686.0) & (xv <= 700.0)  # False for NaN and +-inf
+            xa = -abs(xv) if common else 0.0
+            j, k, b, ba, q = exp_a(xa, 0.0, L1, L2a, L2b, inv)
+            bj[ii] = j
+            bk[ii] = k
+            bb_[ii] = b
+            bba[ii] = ba
+            bq[ii] = q
+            slow[ii] = not common
+        for ii in range(mb):
+            j = bj[ii]
+            bTh[ii] = thi[j]
+            bTl[ii] = tlo[j]
+        for ii in range(mb):
+            xv = x[i0 + ii]
+            H, L = exp_c(bTh[ii], bTl[ii], bb_[ii], bba[ii], bq[ii])
+            k = bk[ii]
+            sc = pow2(k)  # k >= -990 in the common case
+            Eh = H * sc
+            El = L * sc  # (sigmoid1: scale_exact, the same single rounding for k >= -1022)
+            sh, se = two_sum(1.0, Eh)
+            sl, drop = two_sum(se, El)
+            sh, sl = fast_two_sum(sh, sl)
+            ds = (EXP_REL * 1.01 * Eh + abs(drop) + P2M1073) * (1.0 + P2M40)
+            pos = xv >= 0.0
+            # x >= 0: 1 / s
+            Ch = 1.0 / sh
+            p, pe = two_prod(Ch, sh)
+            r = ((1.0 - p) - pe) - Ch * sl
+            Cl = Ch * r
+            Ch, Cl = fast_two_sum(Ch, Cl)
+            A1 = (P2M101 * Ch + ds * Ch * 1.01) * (1.0 + P2M40)
+            # x < 0: 2^k (H + L) / s, scaled as finish_scaled does for k >= -990
+            qh = H / sh
+            p2, pe2 = two_prod(qh, sh)
+            r2 = (((H - p2) - pe2) + L) - qh * sl
+            ql = r2 / sh
+            qh, ql = fast_two_sum(qh, ql)
+            Au = (P2M100 + EXP_REL * 1.01 + ds * 1.01) * abs(qh) * (1.0 + P2M40)
+            h2 = qh * sc
+            l2 = ql * sc
+            A2 = (Au * sc) * (1.0 + P2M50) + P2M1074
+            hi = Ch if pos else h2
+            lo = Cl if pos else l2
+            A = A1 if pos else A2
+            ok, amb = decide_core(hi, lo, A)
+            out_hi[i0 + ii] = hi
+            out_lo[i0 + ii] = lo
+            out_ok[i0 + ii] = ok
+            slow[ii] = slow[ii] | amb
+        for ii in range(mb):
+            if slow[ii]:
+                h, l, ok = sigmoid1(x[i0 + ii], thi, tlo, L1, L2a, L2b, inv)
+                out_hi[i0 + ii] = h
+                out_lo[i0 + ii] = l
+                out_ok[i0 + ii] = ok

@@ -772,3 +772,9 @@ def rows_outputs(z, rows, mode, thi, tlo, L1, L2a, L2b, inv, info, out_hi, out_l
                          L2a, L2b, inv)
         else:
             _log_softmax_row(z, r, info, out_hi, out_lo, out_ok, amb)
+
+
+# public names of the two halves of exp_dd1 (the block kernels of .fast_elem_kernels split them
+# around the table loads, as row_pass does)
+exp_a = _exp_a
+exp_c = _exp_c
