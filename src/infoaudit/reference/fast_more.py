@@ -53,9 +53,11 @@ def inv_factorials_dd(top=17):
 
 def _kernels():
     try:
-        from . import fast_elem_kernels, fast_row_kernels
-    except ImportError:  # numba missing
+        import numba  # noqa: F401
+    except ImportError:  # no compiled engine: mpmath answers (a broken kernel module still raises)
         return None
+    from . import fast_elem_kernels, fast_row_kernels
+
     return fast_elem_kernels, fast_row_kernels
 
 
