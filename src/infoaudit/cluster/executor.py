@@ -3,10 +3,10 @@
 :func:`executor` connects to a running scheduler (``scheduler="tcp://HOST:PORT"``) or starts a
 :class:`distributed.LocalCluster` on loopback (``cluster="local[:N]"``: N worker processes of
 one thread), and returns a :class:`ClusterExecutor`: ``submit`` returns plain
-``concurrent.futures.Future`` objects, so run_cmd's ``wait(..., FIRST_COMPLETED)`` loop, its
+``concurrent.futures.Future`` objects, so ``infoaudit.run.cli``'s ``wait(..., FIRST_COMPLETED)`` loop, its
 atomic ``results.json`` after each group and ``--resume`` work unchanged.
 
-Tasks in run_cmd's convention ``fn(kind, payload)`` are placed by :func:`.placement.place`
+Tasks in ``infoaudit.run.cli``'s convention ``fn(kind, payload)`` are placed by :func:`.placement.place`
 (CPU-pinned, or on a worker with ``resources={"GPU": 1}`` when the run audits GPU cells) and
 run inside :func:`.worker.run_task` (one task at a time per worker process, the pool worker's
 thread limits, the run's package versions, the reference cache). The executor keeps at most one

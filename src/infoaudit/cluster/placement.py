@@ -1,6 +1,6 @@
 """Where a task of ``infoaudit run`` may run, and what makes it the same task everywhere.
 
-Tasks follow run_cmd's convention ``fn(kind, payload)``: ``kind`` is ``group`` / ``grad`` /
+Tasks follow ``infoaudit.run.cli``'s convention ``fn(kind, payload)``: ``kind`` is ``group`` / ``grad`` /
 ``panel`` / ``environment`` / ``environment_after`` / ``errata`` / ``condition``, ``payload``
 a JSON-able dict. A task is a deterministic function of its payload only if its targets do not
 depend on the machine: a backend module reports the devices it finds (``torch`` adds ``cuda``
@@ -64,7 +64,7 @@ class Placement:
 
 
 def place(kind, payload, gpu=False) -> Placement:
-    """The placement of a run_cmd task (see the module docstring)."""
+    """The placement of a ``infoaudit.run.cli`` task (see the module docstring)."""
     payload = dict(payload or {})
     label = task_label(kind, payload)
     if needs_gpu(kind, payload, gpu):

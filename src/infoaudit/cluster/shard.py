@@ -37,7 +37,7 @@ def parse_shard(spec: str) -> tuple:
 
 def shard(tasks, i: int, n: int) -> list:
     """The tasks of shard ``i`` of ``n`` (order kept). A task is a tuple whose first two items
-    are ``(kind, payload)`` (run_cmd's ``(kind, payload, weight)``)."""
+    are ``(kind, payload)`` (``infoaudit.run.cli``'s ``(kind, payload, weight)``)."""
     i, n = int(i), int(n)
     if n < 1 or not 1 <= i <= n:
         raise ValueError(f"shard {i}/{n}: need 1 <= i <= N")

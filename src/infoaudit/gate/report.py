@@ -31,7 +31,7 @@ class DtypeResult:
     seconds: float = 0.0
     calls: int = 0
     call_seconds: float = 0.0
-    grad: dict | None = None         # --grad: the gradient audit of this dtype (gate_grad.grad_cell)
+    grad: dict | None = None         # --grad: the gradient audit of this dtype (gate.gradients.grad_cell)
 
     @property
     def grad_failed(self):

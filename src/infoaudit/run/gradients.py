@@ -393,7 +393,7 @@ class GradGroup:
         return top_ulp, top_score, bad
 
     def verdict(self, cell) -> dict:
-        """The cell's judging fields (as :meth:`.runner.Group.verdict`): grade, grades, verdict, profile, why."""
+        """The cell's judging fields (as :meth:`.group.Group.verdict`): grade, grades, verdict, profile, why."""
         grades = {g: int(k) for g, k in zip(GRADES, cell.grade_counts) if k}
         ran = cell.examples and not cell.target.unsupported
         return {"grade": judging.worst_grade(grades), "grades": grades,

@@ -17,7 +17,7 @@ For each group:
    ``invariant``, ``nonfinite``; docs/grades.md), and the cell accumulates the counts per grade,
    a verdict under a judging profile (``default``: envelope and better pass; ``strict``:
    conditioned and better) and the one line that explains it. The platform's flush-to-zero
-   behaviour is probed per framework, device and dtype (:mod:`.ftz`), as the gate does;
+   behaviour is probed per framework, device and dtype (:mod:`infoaudit.harness.ftz`), as the gate does;
 5. for each cell, the worst input per finding (``grade``: the worst element by grade and error
    over its allowance; ``well_conditioned``: the largest relative error beyond the conditioning
    at an input with condition number kappa <= ``WELL_CONDITIONED``; ``nonfinite``; ``invariant``)
