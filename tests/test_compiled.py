@@ -22,7 +22,7 @@ def test_element_ratios_floor_and_infinities():
     c = np.array([0.3, 4.0, 1.0, np.inf, np.inf, 2.0, np.nan])
     b = np.array([0.4, 1.0, 8.0, np.inf, 3.0, np.inf, 1.0])
     r = REL.element_ratios(c, b)
-    # both correctly rounded -> 1; 4/1; 1/8; inf/inf = 1; inf/3 = inf; 2/inf = 0; NaN left out
+    # both within the 1-ULP floor -> 1; 4/1; 1/8; inf/inf = 1; inf/3 = inf; 2/inf = 0; NaN left out
     assert r[:6].tolist() == [1.0, 4.0, 0.125, 1.0, math.inf, 0.0]
     assert math.isnan(r[6])
 
@@ -31,7 +31,7 @@ def test_cell_ratio_is_max_over_max():
     # the candidate's worst error 6 ULPs, the baseline's worst 2: 3 x less accurate,
     # although element-wise the candidate is better on one element
     assert REL.cell_ratio([6.0, 0.1], [1.0, 2.0]) == 3.0
-    assert REL.cell_ratio([0.5, 0.25], [16.0, 0.5]) == 1 / 32
+    assert REL.cell_ratio([0.5, 0.25], [16.0, 0.5]) == 1 / 16      # floored at 1 ULP
     assert REL.cell_ratio([np.nan], [1.0]) == 1.0      # nothing judged in both
     assert REL.describe(3.0) == "compiled is 3 x less accurate than eager"
     assert REL.describe(1 / 32) == "compiled is 32 x more accurate than eager"
@@ -45,7 +45,7 @@ def test_ratio_accumulates_over_inputs():
     acc.add(np.array([[8.0, 0.5]]), np.array([[2.0, 0.5]]), key="b")   # ratios 4, 1
     s = acc.summary()
     assert s["elements"] == 4 and s["worse"] == 1 and s["better"] == 0
-    assert s["ratio"] == 8.0 / 2.0 and s["max_element_ratio"] == 4.0
+    assert s["ratio"] == 8.0 / 2.0 and s["max_element_ratio"] == 4.0 and s["floor_ulps"] == 1.0
     assert s["worst"]["key"] == "b" and s["worst"]["index"] == [0, 0]
     assert s["geomean_element_ratio"] == pytest.approx(4 ** 0.25)
     assert "4 x less accurate" in s["text"]
@@ -185,11 +185,78 @@ def test_compiled_main_quantities_pass(q, dtype):
 
     r = search(q, "torch", dtype, "quick", 0, examples=4, nonfinite_examples=2)
     assert r.cells  # the quick profile audits no compiled cell; default does:
-    from infoaudit.run.targets import profile_variants, targets_for
-
     from infoaudit.backends.torch_compiled import eager_variant
+    from infoaudit.run.targets import profile_variants, targets_for
 
     ts = [t for t in profile_variants(targets_for(q, dtype, ["torch"])[0], [], "default") if eager_variant(t.variant)]
     r = search(q, ts, dtype, "default", 0, examples=6, nonfinite_examples=3)
     for c in r.cells.values() if isinstance(r.cells, dict) else r.cells:
         assert c["status"] == "ok", c["reason"]
+
+
+# ---------------------------------------------------------------- the gate: --compile, --relative-to, --autocast
+
+
+def naive_softmax(z):
+    """A user's softmax without the max subtracted: exp overflows for logits above ~88 (float32)."""
+    import torch
+
+    e = torch.exp(z)
+    return e / e.sum(-1, keepdim=True)
+
+
+def library_softmax(z):
+    import torch
+
+    return torch.softmax(z, dim=-1)
+
+
+def identity_matmul_softmax(z):
+    """Logits through a matmul (as from a linear layer; here by a 1 x 1 one), then softmax: under
+    autocast the matmul runs in the autocast dtype, so the logits are rounded to it before the
+    float32 softmax."""
+    import torch
+
+    one = torch.ones((1, 1), dtype=z.dtype, device=z.device)
+    return torch.softmax((z.unsqueeze(-1) @ one).squeeze(-1).float(), dim=-1)   # z * 1, through matmul
+
+
+@pytest.mark.torch
+def test_gate_compiled_naive_softmax_fails_and_compiled_torch_softmax_passes():
+    backend_or_skip("torch")
+    from infoaudit.gate import run_gate
+
+    bad = run_gate(naive_softmax, "softmax", "torch", dtypes=["float32"], examples=4, compile="default")
+    assert not bad.passed
+    r = bad.results[0]
+    assert r.verdict == "fail" and r.failure["kind"] == "numerical", r.why
+    assert any("compiled: torch.compile(impl, dynamic=True)" in n for n in r.notes)
+    assert "torch.compile(impl, dynamic=True)" in r.failure["reproducer"]
+    good = run_gate(library_softmax, "softmax", "torch", dtypes=["float32"], examples=4, compile="default",
+                    relative=2.0, relative_to="eager")
+    assert good.passed, good.results[0].why
+    assert any(n.startswith("relative to the eager implementation: the implementation is") for n in
+               good.results[0].notes), good.results[0].notes
+
+
+@pytest.mark.torch
+def test_gate_autocast_catches_logits_rounded_by_an_autocast_matmul():
+    backend_or_skip("torch")
+    from infoaudit.gate import run_gate
+
+    plain = run_gate(identity_matmul_softmax, "softmax", "torch", examples=4, dtypes=["float32"])
+    assert plain.passed, plain.results[0].why
+    under = run_gate(identity_matmul_softmax, "softmax", "torch", examples=4, autocast="bfloat16")
+    assert [r.dtype for r in under.results] == ["float32"]   # autocast runs on float32 inputs
+    assert not under.passed and under.results[0].failure["kind"] == "numerical"
+    assert "run_autocast" in under.results[0].failure["reproducer"]
+
+
+def test_gate_usage_errors_for_compile_and_autocast_outside_torch():
+    from infoaudit.gate import run_gate
+    from infoaudit.harness.frameworks import GateUsageError
+
+    with pytest.raises(GateUsageError, match="--compile needs a torch implementation"):
+        run_gate(lambda z: z, "softmax", "numpy", dtypes=["float32"], examples=1, compile="default")
+    with pytest.raises(GateUsageError, match="--autocast needs a torch implementation"):
+        run_gate(lambda z: z, "softmax", "numpy", dtypes=["float32"], examples=1, autocast="bfloat16")

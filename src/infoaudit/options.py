@@ -15,6 +15,7 @@ __all__ = ["FRAMEWORKS", "ALL_DTYPES", "Option", "OPTIONS", "BY_DEST", "PYTEST_D
 
 FRAMEWORKS = ("numpy", "torch", "jax")
 ALL_DTYPES = ("float16", "bfloat16", "float32", "float64")
+COMPILE_MODES = ("default", "max-autotune", "max-autotune-no-cudagraphs", "emulate")   # gate.targets.COMPILE_MODES
 
 
 def _dtype_list(text):
@@ -117,6 +118,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("relative", "FlashAttention-style relative rule: pass when the error is at most K times the "
            "error of the framework's own op on the same inputs (overrides the profile's rule)",
            type=_positive_float, metavar="K"),
+    Option("relative_to", "what --relative compares with: native (the framework's own op; default), eager (the "
+           "implementation itself, not compiled and not under autocast), a variant of the framework's ops (e.g. "
+           "log_target, compiled) or MODULE:FUNCTION", metavar="eager|native|VARIANT|MODULE:FUNCTION"),
+    Option("compile", "audit torch.compile(impl, dynamic=True) instead of impl, values and --grad (compile caches "
+           "off): default (Inductor), max-autotune (mode='max-autotune-no-cudagraphs') or emulate "
+           "(emulate_precision_casts=True); torch only", choices=COMPILE_MODES, metavar="MODE"),
+    Option("autocast", "run impl under torch.autocast(dtype=DTYPE) on float32 inputs (--dtype defaults to "
+           "float32), judged against the exact value of those inputs; torch only",
+           choices=("bfloat16", "float16"), metavar="DTYPE"),
     Option("baseline", "regression mode: fail only where a dtype cell gets worse than this stored "
            "--json result", metavar="FILE"),
     Option("flush_to_zero", "judge against the exact value rounded with subnormals flushed to zero "

@@ -108,14 +108,12 @@ def probe_dtypes(fn, q, input_dtype, autocast_dtype) -> dict:
     in bfloat16, then ``F.kl_div`` upcast); ``error`` when it raised."""
     import torch
 
-    from .torch_backend import to_backend
-
     args = sample_args(q)
     if args is None:
         return {"returned": "unknown", "computed": "unknown", "error": "no sample input for this quantity"}
 
-    base = [v if not isinstance(v, np.ndarray) else to_backend(v, "cpu") if v.dtype.kind != "f"
-            else to_backend(v.astype(np.float32), "cpu").to(getattr(torch, input_dtype)) for v in args]
+    base = [v if not isinstance(v, np.ndarray) else torch.from_numpy(v.copy()) if v.dtype.kind != "f"
+            else torch.from_numpy(v.astype(np.float32)).to(getattr(torch, input_dtype)) for v in args]
 
     def cast(dt):   # the same input values, cast to dt (exact for float32)
         return [v.to(getattr(torch, dt)) if isinstance(v, torch.Tensor) and v.is_floating_point() else v for v in base]

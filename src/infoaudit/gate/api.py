@@ -48,7 +48,8 @@ def gate(fn, quantity, framework=None, **options):
                           profile=opts["profile"], examples=opts["examples"], seed=opts["seed"],
                           timeout=opts["timeout"], relative=opts["relative"], baseline=opts["baseline"],
                           flush_to_zero=opts["flush_to_zero"], user_profiles=opts["profiles_config"],
-                          grad=opts["grad"])
+                          grad=opts["grad"], compile=opts["compile"], autocast=opts["autocast"],
+                          relative_to=opts["relative_to"])
     except GateUsageError as e:
         raise GateUsage(str(e)) from None
 

@@ -268,7 +268,8 @@ def main(args) -> int:
                          flush_to_zero=opts["flush_to_zero"], impl_name=opts["impl"],
                          impl_import=(f"from {modname} import {attr.split('.')[0]}" if "." not in attr
                                       else f"from {modname} import {attr.split('.')[0]}"),
-                         fn_name=attr, user_profiles=opts["profiles_config"], grad=opts["grad"])
+                         fn_name=attr, user_profiles=opts["profiles_config"], grad=opts["grad"],
+                         compile=opts["compile"], autocast=opts["autocast"], relative_to=opts["relative_to"])
     except GateUsageError as e:
         return _usage(str(e))
     print(render_text(rep))

@@ -31,12 +31,15 @@ from ..dtypes import dtype_name
 from ..harness import ftz as FTZ
 from ..harness.calls import Harness
 from ..harness.frameworks import GateUsageError, default_dtypes, framework_adapter, infer_framework
+from ..judging.relative import Ratio
 from ..reproducers.user import value_reproducer
 from ..results.schema import jsonable
 from . import profiles as P
 from .judge import Context
 from .report import DtypeResult, GateReport
 from .search import gate_dtype
+from .targets import COMPILE_TIMEOUT, baseline_op, reproducer_lines
+from .targets import wrap as wrap_target
 
 __all__ = ["describe_impl", "run_gate"]
 
@@ -55,11 +58,13 @@ def describe_impl(fn):
 def run_gate(fn, quantity, framework=None, *, dtypes=None, device="cpu", profile="default", examples=60,
              seed=0, timeout=20.0, relative=None, baseline=None, flush_to_zero=False, inputs="quick",
              impl_name=None, impl_import=None, fn_name="impl", user_profiles=None, log=None,
-             grad=False) -> GateReport:
+             grad=False, compile=None, autocast=None, relative_to=None) -> GateReport:
     """Gate ``fn`` as an implementation of ``quantity``; see the module docstring.
 
     ``grad``: also audit the gradients of ``fn`` through its framework's autodiff after each
     dtype's forward audit (:mod:`.gate_grad`; torch and jax only).
+    ``compile`` / ``autocast`` / ``relative_to``: audit ``torch.compile(fn)`` or ``fn`` under
+    ``torch.autocast`` (on float32 inputs), and what ``relative`` compares with (:mod:`.targets`).
 
     Raises :class:`GateUsageError` for usage errors (unknown quantity/framework/dtype, bad profile,
     unreadable baseline, --grad without autodiff); implementation failures are verdicts, never
@@ -108,6 +113,15 @@ def run_gate(fn, quantity, framework=None, *, dtypes=None, device="cpu", profile
         else:
             where = f" ({src[0]}:{src[1]})" if src else ""
             impl_import = f"impl = ...  # your {getattr(fn, '__name__', 'function')}{where}"
+    eager_fn = fn
+    fn, mode_notes = wrap_target(fn, framework, compile, autocast)
+    if compile or autocast:
+        impl_import = impl_import + "\n" + reproducer_lines(fn_name, compile, autocast)
+    if autocast and dtypes is None:
+        dts = ("float32",)
+    if compile and timeout < COMPILE_TIMEOUT:   # a call that compiles takes seconds to minutes
+        mode_notes.append(f"per-call timeout raised from {timeout:g} s to {COMPILE_TIMEOUT:g} s: calls that compile")
+        timeout = COMPILE_TIMEOUT
     results = []
     for d in dts:
         t0 = time.perf_counter()
@@ -120,12 +134,15 @@ def run_gate(fn, quantity, framework=None, *, dtypes=None, device="cpu", profile
             results.append(res)
             continue
         probe = FTZ.probe(framework, d, ad.device)
-        fw_op = _framework_op(framework, q.name, device) if th.relative_k else None
+        fw_op, fw_name = baseline_op(relative_to, framework, q.name, device, eager_fn) if th.relative_k else (None, "")
         if th.relative_k and fw_op is None:
             res.notes.append(f"relative rule: {framework} has no op for {q.name}; judged by the profile's grade")
             th.relative_k = None
         ctx = Context(q, d, Harness(fn, q, ad, d, timeout), th, probe, bool(flush_to_zero),
                       base_cells.get(d) if base_cells is not None else None, fw_op)
+        res.notes += mode_notes
+        if fw_op is not None:
+            ctx.relative = Ratio(candidate="the implementation", baseline=fw_name)
         if base_cells is not None and d not in base_cells:
             res.notes.append("baseline has no cell for this dtype: judged by the profile")
         if probe.active:
@@ -139,6 +156,11 @@ def run_gate(fn, quantity, framework=None, *, dtypes=None, device="cpu", profile
             log(f"  {d}: running fixed cases + {examples} examples ...")
         stats, failing, notes = gate_dtype(ctx, examples=examples, seed=seed, inputs=inputs)
         res.notes += notes
+        if ctx.relative is not None and ctx.relative.elements:
+            rs = ctx.relative.summary()
+            res.notes.append(f"relative to {fw_name}: {rs['text']} (worst error {rs['max_error']} vs "
+                             f"{rs['baseline_max_error']} ULP over {rs['elements']} elements; worse on {rs['worse']}, "
+                             f"better on {rs['better']})")
         res.profile = ctx.profile.name
         res.grades = stats["grades"]
         res.grade = judging.worst_grade(res.grades)

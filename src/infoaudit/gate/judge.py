@@ -12,6 +12,7 @@ from .. import judging
 from .. import quantities as Q
 from ..harness.calls import Harness, Outcome, ReferenceFailure, describe_exception
 from ..judging import profiles as JP
+from ..judging import relative as REL
 from ..judging.metrics import element_errors
 from ..reference.cache import exact_values
 from ..reproducers.literals import short_number
@@ -94,6 +95,7 @@ class Context:
     flush_requested: bool = False
     baseline: dict | None = None       # baseline cell (regression mode)
     fw_op: object = None               # relative rule: callable(*framework args) -> framework array
+    relative: object = None            # relative rule: judging.relative.Ratio over the cases judged
     seen: list = field(default_factory=list)   # (label, prepared inputs, fixed?) of every case judged
 
     @property
@@ -226,8 +228,10 @@ def _judge_baseline(ctx, j):
 
 
 def _judge_relative(ctx, j, inputs, ex):
-    """FlashAttention-style rule: max error <= k x the framework op's max error + 1, both in
-    units of the element's larger allowance max(conditioned, envelope)."""
+    """The k-times rule (:mod:`infoaudit.judging.relative`, FlashAttention's and torch._dynamo's):
+    the case fails when its worst error against the exact value exceeds k x the baseline op's
+    worst error on the same inputs (ULPs, floored at 1), or when it is non-finite where the
+    baseline is finite-correct; the ratios accumulate in ``ctx.relative``."""
     t = ctx.thresholds
     g = j.graded
     fw = Outcome("raised", message="no framework op")
@@ -243,7 +247,6 @@ def _judge_relative(ctx, j, inputs, ex):
     with np.errstate(all="ignore"):
         unit = np.maximum(g.allow_conditioned, g.allow_envelope)
         e_impl = np.where(np.isfinite(j.score), j.score, np.nan)
-        mi = float(np.nanmax(e_impl)) if np.isfinite(e_impl).any() else 0.0
         if fw.ok:
             ferr = element_errors(fw.value, ex, ctx.dtype, ctx.q.name, inputs)
             e_fw = np.where(np.isfinite(ferr.abs) & j.judged, ferr.abs / unit, np.nan)
@@ -253,6 +256,11 @@ def _judge_relative(ctx, j, inputs, ex):
             mf = 0.0
             fw_bad = np.zeros(j.y.shape, bool)
     j.fw_score = mf
+    e_c = REL.ulp_errors(g.ulp, g.nonfinite, j.judged)
+    e_b = REL.ulp_errors(ferr.ulp, ferr.nonfinite, j.judged) if fw.ok else np.full(j.y.shape, np.inf)
+    ratio = REL.cell_ratio(e_c, e_b)
+    if ctx.relative is not None:
+        ctx.relative.add(e_c, e_b, key=j.label)
     limit = t.relative_k * mf + 1.0
     j.score = np.where(np.isfinite(e_impl), e_impl / limit, np.nan)
     extra = (j.nonfinite != "") & ~fw_bad
@@ -263,16 +271,18 @@ def _judge_relative(ctx, j, inputs, ex):
         reasons.append(f"{extra_nf} non-finite mismatch(es) where the framework op is finite-correct: "
                        f"{g.describe(first)} at index {first}")
         j.worst = first
-    if mi > limit:
-        w = _index(np.unravel_index(np.nanargmax(e_impl), e_impl.shape))
-        reasons.append(f"max error {mi:.3g}x the element's larger allowance > {t.relative_k:g} x the framework "
-                       f"op's {mf:.3g}x + 1 at index {w}: {g.describe(w)}")
+    over = not REL.passes(ratio, t.relative_k)
+    if over:
+        r = np.nan_to_num(REL.element_ratios(e_c, e_b), nan=-1.0)
+        w = _index(np.unravel_index(int(np.argmax(r)), r.shape))
+        reasons.append(f"{REL.describe(ratio, 'the implementation', 'the baseline')} (worst error ratio {ratio:.3g} > "
+                       f"k = {t.relative_k:g}) at index {w}: {g.describe(w)}")
         j.worst = j.worst or w
     if not fw.ok:
         reasons.append(f"(the framework op itself failed: {fw.message})")
     if j.worst is None:
         j.worst = g.worst_index(j.judged)
-    if extra_nf > t.nonfinite or mi > limit:
+    if extra_nf > t.nonfinite or over:
         j.failed = True
         j.kind = "numerical"
         j.message = "; ".join(reasons)

@@ -7,9 +7,9 @@ error against a high-precision reference is at most ``k`` times the error of a b
 eager op). infoaudit has the exact value, so both errors are measured against it, in ULPs of the
 dtype at the exact value (:mod:`.metrics`):
 
-* per element ``r = max(e_c, F) / max(e_b, F)``, with the floor ``F = 0.5`` ULP (correct rounding:
-  two correctly rounded results have ratio 1, and an exact baseline does not make any rounding of
-  the candidate infinitely worse); a non-finite mismatch (:data:`.metrics.CLASSES`) is an error
+* per element ``r = max(e_c, F) / max(e_b, F)``, with the floor ``F = 1`` ULP (the additive
+  tolerance of the maintainers' rules: two faithful results have ratio 1, and a correctly rounded
+  baseline does not make a 1.2-ULP candidate 2.4 x worse); a non-finite mismatch (:data:`.metrics.CLASSES`) is an error
   of +inf: inf / inf = 1, inf / finite = inf, finite / inf = 0; elements whose exact value is
   undefined (NaN) are left out;
 * per cell ``R = max(e_c) / max(e_b)`` over all its elements (both floored): the cell's worst
@@ -27,17 +27,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["FLOOR_ULPS", "element_errors", "element_ratios", "cell_ratio", "describe", "passes", "Ratio"]
+__all__ = ["FLOOR_ULPS", "element_errors", "ulp_errors", "element_ratios", "cell_ratio", "describe", "passes", "Ratio"]
 
-FLOOR_ULPS = 0.5
+FLOOR_ULPS = 1.0
 
 
 def element_errors(j, judged=None) -> np.ndarray:
     """Errors in ULPs of a :class:`.core.Judgement` (float64, its shape): the ULP error where
     finite, +inf at a non-finite mismatch, NaN where not judged (``judged`` False or the ULP
     error undefined, e.g. a matching infinity counts as 0 already)."""
-    u = np.asarray(j.ulp, dtype=np.float64)
-    nf = np.asarray(j.nonfinite).astype(str) != ""
+    return ulp_errors(j.ulp, j.nonfinite, judged)
+
+
+def ulp_errors(ulp, nonfinite, judged=None) -> np.ndarray:
+    """:func:`element_errors` from the arrays of :func:`.metrics.element_errors` (``ulp``, the
+    non-finite classes) and an optional mask of the elements judged."""
+    u = np.asarray(ulp, dtype=np.float64)
+    nf = np.asarray(nonfinite).astype(str) != ""
     e = np.where(nf, np.inf, u)
     if judged is not None:
         e = np.where(np.asarray(judged, dtype=bool), e, np.nan)

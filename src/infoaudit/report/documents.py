@@ -420,7 +420,7 @@ def _md_compiled(a, ctx):
     if ctx["compiled"]:
         a("## Compiled against eager (torch.compile)\n")
         a(f"Error ratio = the compiled cell's worst error against the exact value / the eager op's on the same "
-          f"inputs (floored at 0.5 ULP). {ce.get('compiles', 0)} compiles took {ce.get('seconds', 0)} s; "
+          f"inputs (errors floored at 1 ULP). {ce.get('compiles', 0)} compiles took {ce.get('seconds', 0)} s; "
           f"FTZ/DAZ changed by compiling: {', '.join(ce.get('fp_changed') or []) or 'nothing'}.\n")
         a("| quantity | kind | dtype | variant | grade | verdict | ratio | compiled vs eager | compile s | reproducer |")
         a("|---|---|---|---|---|---|---|---|---|---|")
