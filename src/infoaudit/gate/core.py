@@ -11,14 +11,14 @@ shrunk copy-paste reproducer (inputs, the exact value, what the implementation r
 
 The implementation is called as ``fn(*args)`` with the quantity's arguments in the DESIGN table
 order, as arrays of the framework in the audited dtype (labels int64 -- int32 under JAX without
-x64 --, scalars Python floats), on fresh copies (:mod:`.gate_harness`). Anything other than a
+x64 --, scalars Python floats), on fresh copies (:mod:`infoaudit.harness.calls`). Anything other than a
 correct array is a failure with what happened: an exception, a hang past the per-call timeout, a
 non-array, the wrong shape or dtype, a mutated input. The gate itself never crashes on a hostile
 implementation and never passes one.
 
 With ``grad=True`` (``infoaudit gate --grad``) each dtype's forward audit is followed by an audit
 of the implementation's gradients through its framework's autodiff on the same inputs
-(:mod:`.gate_grad`); its verdict is ``DtypeResult.grad``.
+(:mod:`.gradients`); its verdict is ``DtypeResult.grad``.
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def run_gate(fn, quantity, framework=None, *, dtypes=None, device="cpu", profile
     """Gate ``fn`` as an implementation of ``quantity``; see the module docstring.
 
     ``grad``: also audit the gradients of ``fn`` through its framework's autodiff after each
-    dtype's forward audit (:mod:`.gate_grad`; torch and jax only).
+    dtype's forward audit (:mod:`.gradients`; torch and jax only).
     ``compile`` / ``autocast`` / ``relative_to``: audit ``torch.compile(fn)`` or ``fn`` under
     ``torch.autocast`` (on float32 inputs), and what ``relative`` compares with (:mod:`.targets`).
 
