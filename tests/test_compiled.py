@@ -113,6 +113,11 @@ def test_profiles_choose_the_compiled_variants():
         assert set(compiled) <= set(names["thorough"])
         in_default = {v for v in names["default"] if TC.eager_variant(v)}
         assert in_default == ({v for v in compiled if TC.setting_of(v).suffix == "compiled"} if main else set())
+    f64 = {p: [t.variant for t in profile_variants(targets_for("softmax", "float64", ["torch"])[0], [], p)]
+           for p in ("default", "thorough")}
+    assert "compiled" not in f64["default"] and "compiled" in f64["thorough"]   # float64: thorough only
+    kl = [t.variant for t in profile_variants(targets_for("kl_divergence", "float32", ["torch"])[0], [], "default")]
+    assert "compiled" in kl and "log_target_compiled" not in kl                 # the primary op only
     assert TC.eager_variant("log_target_compiled_max_autotune") == "log_target"
     assert TC.eager_variant("compiled_emulate") == "native" and TC.eager_variant("native") is None
 
