@@ -265,3 +265,34 @@ def test_gate_usage_errors_for_compile_and_autocast_outside_torch():
         run_gate(lambda z: z, "softmax", "numpy", dtypes=["float32"], examples=1, compile="default")
     with pytest.raises(GateUsageError, match="--autocast needs a torch implementation"):
         run_gate(lambda z: z, "softmax", "numpy", dtypes=["float32"], examples=1, autocast="bfloat16")
+
+
+# ---------------------------------------------------------------- fused kernels (CUDA only)
+
+
+def _fused():
+    from infoaudit.backends import fused
+
+    return fused
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", ["liger_cross_entropy", "liger_kl_divergence", "torch_cuda_cross_entropy"])
+def test_fused_kernels_pass_the_gate_where_cuda_is_present(name):
+    """Each fused target gated on cuda; on a machine without CUDA (or without liger-kernel) a
+    visible skip with the reason."""
+    backend_or_skip("torch")
+    fused = _fused()
+    row = next(r for r in fused.status() if r["target"] == name)
+    if not row["available"]:
+        from infoaudit.backends import BackendUnavailable
+
+        with pytest.raises(BackendUnavailable):
+            getattr(fused, name)(None, None)
+        pytest.skip(f"{name}: {row['reason']}")
+    from infoaudit.gate import run_gate
+
+    rep = run_gate(getattr(fused, name), row["quantity"], "torch", device="cuda", dtypes=["float32", "bfloat16"],
+                   examples=10)
+    for r in rep.results:   # the verdict is recorded either way; a failure is a finding about the kernel
+        assert r.verdict in ("pass", "fail") and r.cases > 0, r.why
