@@ -345,7 +345,41 @@ def _built(quantity, dtype):
                ("logvar = -inf (+inf)", (A([[0.0]]), A([[-INF]])))]
     elif kinds == (Q.TABLE,):
         out = [(lab, (A(P),)) for lab, P in _table_cases(lm)]
+    elif kinds == (Q.LOGITS, Q.LABEL, Q.SAMPLES, Q.LOG_PROPOSAL):
+        out = _sampled_cases(lm, A)
+    elif q.structure == Q.ADAPTIVE:
+        out = _adaptive_cases(lm, A)
     return out
+
+
+def _sampled_cases(lm, A):
+    """sampled_softmax_cross_entropy: the hand-worked V = 4 case, hits and duplicates, corrected
+    logits beyond the exp overflow threshold, a masked target, a dominant sample."""
+    I64 = lambda v: np.array(v, dtype=np.int64)  # noqa: E731
+    z, lq = A([[1.0, 2.0, 0.0, 3.0]]), A([[-1.0, -2.0, -2.0, -1.0]])
+    X = lm["exp_over"]
+    big = A([[X + 1, 0.5 * X, 2 * X, 0.0]])
+    return [("hand case a = z - log q = [2, 4, 2, 4], y = 0, samples [1, 2] (log(2 + e^2))", (z, I64([0]), I64([[1, 2]]), lq)),
+            ("accidental hits and duplicates", (z, I64([0]), I64([[0, 1, 1, 0]]), lq)),
+            ("every sample a hit (loss 0)", (z, I64([2]), I64([[2, 2]]), lq)),
+            ("corrected logits beyond the exp overflow threshold", (big, I64([1]), I64([[0, 2, 3]]), lq)),
+            ("masked target (+inf)", (A([[-INF, 2.0, 0.0, 3.0]]), I64([0]), I64([[1, 3]]), lq)),
+            ("dominant sample (loss ~ a_s - a_y)", (A([[0.0, -1.0, -1.0, -0.5 * X]]), I64([3]), I64([[0, 1]]), lq))]
+
+
+def _adaptive_cases(lm, A):
+    """adaptive_log_softmax: a uniform tree (d = 1), a near-zero head log-probability (d = 4: the
+    head's log_softmax must keep a tail below the unit roundoff), head logits beyond the exp
+    overflow threshold (d = 2). Distinct d so that the run never stacks two cases' weights."""
+    X = lm["exp_over"]
+    return [("uniform tree: log(1/3), log(1/6), log(1/6), log(1/3)",
+             (A([[1.0]]), A([[0.0], [0.0], [0.0]]), A([[1.0]]), A([[0.0], [0.0]]), A([[1.0]]), A([[0.0]]))),
+            ("head log-probability near 0 (-2.86e-4)",
+             (A([[9.0, 1.0, 3.0, -8.0]]), A([[-0.5, 0, 0, 0.125], [-0.03125, 1, 0, -0.25], [-1, 0, 0, 0], [-1, 0, 0, 0]]),
+              A(np.zeros((2, 4))), A(np.zeros((3, 2))), A(np.zeros((1, 4))), A(np.zeros((2, 1))))),
+            ("head logits beyond the exp overflow threshold",
+             (A([[X, 1.0]]), A([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [0.5, 0.0]]), A([[1.0, 1.0]]), A([[1.0], [2.0]]),
+              A([[0.0, 1.0]]), A([[1.0], [-1.0]])))]
 
 
 def _dec(v):
@@ -360,7 +394,7 @@ def _from_lists(q, args, dtype):
     for arg, v in zip(q.args, args):
         if arg.is_float_array:
             out.append(_arr(v, dtype))
-        elif arg.kind == Q.LABEL:
+        elif arg.is_index_array:
             out.append(np.asarray(v, dtype=np.int64))
         else:
             out.append(representable(float(v), dtype))
