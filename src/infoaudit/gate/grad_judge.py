@@ -12,6 +12,7 @@ from .. import quantities as Q
 from ..dtypes import FORMATS, cast, fmt
 from ..judging import profiles as JP
 from ..judging.core import infinite_input_mask
+from ..judging.grad_compare import output_mask_to_arg
 from ..reference.cache import exact_values
 from ..reproducers.literals import short_number
 from .grad_calls import GradOutcome, exact_vjp
@@ -118,19 +119,6 @@ class GradJudgement:
         if self.kind not in ("ok", "numerical"):
             return 1e6
         return min(1e6, self.max_score + 1e3 * (self.count("nonfinite") + self.count("flushed_bad")))
-
-
-def _to_arg_shape(q, out_mask, arg_shape):
-    """An output-shaped (per unit) mask -> the argument's shape (each unit's entries)."""
-    m = np.asarray(out_mask, dtype=bool)
-    if q.structure == Q.ELEMENTWISE:
-        return np.broadcast_to(m, arg_shape).copy()
-    if q.structure == Q.ROW:
-        m = np.any(m, axis=-1, keepdims=True) if m.ndim else m
-        return np.broadcast_to(m, arg_shape).copy()
-    if q.structure == Q.ROW_REDUCE:
-        return np.broadcast_to(m[..., None], arg_shape).copy()
-    return np.broadcast_to(m[..., None, None], arg_shape).copy()
 
 
 def _unit_masks(gctx, gin):
@@ -265,7 +253,7 @@ def _judge_args(gctx, res, S_all, unit_mask):
             unj = np.array(bool(unit_mask.any()))
         else:
             n = judging.reduction_length(q, c.inputs)
-            unj = _to_arg_shape(q, unit_mask, hi.shape)
+            unj = output_mask_to_arg(q, unit_mask, hi.shape)
         N = c.condition.sensitivity if c.condition is not None else np.zeros(hi.shape)
         S = np.asarray(S_all.get(name, np.zeros(hi.shape)), dtype=np.float64)
         g = judging.grade_elements(y, c.exact, gctx.dtype, n=n, N=np.broadcast_to(N, hi.shape),

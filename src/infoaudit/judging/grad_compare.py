@@ -223,4 +223,20 @@ def judge_gradient(q, backend, op, dname, device, name, raw, exact, cond, inputs
                           op.call, how, returned, notes)
 
 
-__all__ = ["compare_grad", "judge_gradient", "GradComparison", "GradResult", "prepare_grad_inputs"]
+__all__ = ["compare_grad", "judge_gradient", "GradComparison", "GradResult", "prepare_grad_inputs",
+           "output_mask_to_arg"]
+
+
+def output_mask_to_arg(q, out_mask, arg_shape):
+    """An output-shaped (per unit) mask -> the argument's shape: each unit's entries (a row's
+    entries for row quantities, a table's cells for table reductions), shared by the run's and
+    the gate's gradient judging."""
+    m = np.asarray(out_mask, dtype=bool)
+    if q.structure == quantities.ELEMENTWISE:
+        return np.broadcast_to(m, arg_shape).copy()
+    if q.structure == quantities.ROW:
+        m = np.any(m, axis=-1, keepdims=True) if m.ndim else m
+        return np.broadcast_to(m, arg_shape).copy()
+    if q.structure == quantities.ROW_REDUCE:
+        return np.broadcast_to(m[..., None], arg_shape).copy()
+    return np.broadcast_to(m[..., None, None], arg_shape).copy()

@@ -27,6 +27,8 @@ from .compare_cells import (
     num,
 )
 from .fingerprint import fp_changes
+from .schema import jsonable
+from .schema import num as json_number
 
 SCHEMA = "infoaudit.diff"
 VERSION = 1
@@ -232,11 +234,11 @@ def rerun_case(cell: dict, case: dict, old_case=None, new_case=None) -> dict:
         return {"ran": False, "why": f"{type(e).__name__}: {e}"}
     e = c.errors
     comp = _value_at(c.result, index)
-    res = {"ran": True, "status": "ok", "index": index, "computed": _jnum(comp),
-           "expected": _jnum(_value_at(e.expected, index)), "ulp": _jnum(_value_at(e.ulp, index)),
-           "rel": _jnum(_value_at(e.rel, index)), "class": str(np.asarray(e.nonfinite)[tuple(index)])
+    res = {"ran": True, "status": "ok", "index": index, "computed": json_number(comp),
+           "expected": json_number(_value_at(e.expected, index)), "ulp": json_number(_value_at(e.ulp, index)),
+           "rel": json_number(_value_at(e.rel, index)), "class": str(np.asarray(e.nonfinite)[tuple(index)])
            if index and np.asarray(e.nonfinite).ndim == len(index) else "",
-           "max_ulp": _jnum(float(np.nanmax(e.ulp)) if np.size(e.ulp) and np.isfinite(e.ulp).any() else None),
+           "max_ulp": json_number(float(np.nanmax(e.ulp)) if np.size(e.ulp) and np.isfinite(e.ulp).any() else None),
            "nonfinite_total": int(np.count_nonzero(np.asarray(e.nonfinite) != ""))}
     res["records"] = _records(old_case, new_case)
     res["like"] = _like(old_case, new_case, comp)
@@ -256,17 +258,6 @@ def _like(old_case, new_case, computed, error=False):
     n = (new_case is not None) and (_same(new_case.get("computed"), computed) if not error else
                                     new_case.get("error") is True)
     return "both" if o and n else "old" if o else "new" if n else "neither"
-
-
-def _jnum(x):
-    if x is None:
-        return None
-    x = float(x)
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return x
 
 
 def _case_brief(case) -> dict | None:
@@ -361,7 +352,7 @@ def diff_documents(old: dict, new: dict, *, rule: Rule = Rule(), matches=(), rer
     def clean(d):
         return {k: (_case_brief(v) if k in ("case", "old_case") else v) for k, v in d.items() if not k.startswith("_")}
 
-    return _sanitize({
+    return jsonable({
         "schema": SCHEMA, "version": VERSION, "created": _now(),
         "old": _side(old, old_path), "new": _side(new, new_path),
         "rule": rule.as_dict(), "rule_text": rule.describe(),
@@ -378,26 +369,6 @@ def diff_documents(old: dict, new: dict, *, rule: Rule = Rule(), matches=(), rer
                         "new_has_fingerprint": _side(new, None)["has_fingerprint"]},
         "rerun_environment": current_environment() if reruns else None,
     })
-
-
-def _sanitize(x):
-    """Strict JSON: non-finite floats as the strings 'inf', '-inf', 'nan' (as in results.json)."""
-    if isinstance(x, dict):
-        return {str(k): _sanitize(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_sanitize(v) for v in x]
-    if isinstance(x, float):
-        return _jnum(x)
-    if x is None or isinstance(x, (bool, int, str)):
-        return x
-    try:
-        import numpy as np
-
-        if isinstance(x, np.generic):
-            return _sanitize(x.item())
-    except ImportError:  # pragma: no cover
-        pass
-    return str(x)
 
 
 def _brief_cell(key, c) -> dict:

@@ -167,6 +167,8 @@ def jsonable(x):
     gate and merge documents."""
     if isinstance(x, np.ndarray):
         return encode_array(x)
+    if isinstance(x, np.generic):  # numpy scalars (np.bool_ included) as Python values
+        x = x.item()
     if isinstance(x, dict):
         return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):

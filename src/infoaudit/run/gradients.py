@@ -50,6 +50,7 @@ from ..dtypes import FORMATS, dtype_name
 from ..judging import profiles as JP
 from ..judging.compare import Unsupported
 from ..judging.core import infinite_input_mask
+from ..judging.grad_compare import output_mask_to_arg
 from ..judging.grades import CODE, GRADES
 from ..judging.scales import reduction_length
 from ..reference.engine import PrecisionBudgetExceeded, precision_budget
@@ -296,7 +297,7 @@ class GradGroup:
         judged = JP.judged_mask(g, p)
         if not p.judge_infinite_inputs:
             unit = infinite_input_mask(q, gc.inputs)
-            judged &= ~(np.array(bool(unit.any())) if arg.is_scalar else _to_arg_shape(q, unit, hi.shape))
+            judged &= ~(np.array(bool(unit.any())) if arg.is_scalar else output_mask_to_arg(q, unit, hi.shape))
             with np.errstate(invalid="ignore"):
                 judged &= ~(np.isinf(hi) & np.isfinite(y))   # a domain boundary: accepted by convention
         fail = JP.failing_mask(g, p) & judged
@@ -400,19 +401,6 @@ class GradGroup:
                 "verdict": ("fail" if cell.failing else "pass") if ran else None,
                 "profile": self.judge_profile.name, "why": cell.why, "unjudged": cell.unjudged,
                 "failing": cell.failing}
-
-
-def _to_arg_shape(q, out_mask, arg_shape):
-    """An output-shaped (per unit) mask -> the argument's shape (each unit's entries)."""
-    m = np.asarray(out_mask, dtype=bool)
-    if q.structure == Q.ELEMENTWISE:
-        return np.broadcast_to(m, arg_shape).copy()
-    if q.structure == Q.ROW:
-        m = np.any(m, axis=-1, keepdims=True) if m.ndim else m
-        return np.broadcast_to(m, arg_shape).copy()
-    if q.structure == Q.ROW_REDUCE:
-        return np.broadcast_to(m[..., None], arg_shape).copy()
-    return np.broadcast_to(m[..., None, None], arg_shape).copy()
 
 
 def _cae_defined(gc) -> np.ndarray:
