@@ -49,8 +49,8 @@ TAYLOR_TOP = 17  # f(x) = expm1(x) - x = x^2 sum_{k=2}^{17} x^(k-2) / k! (+ < 2^
 
 @njit(**_JIT)
 def expm1_minus_x(x, thi, tlo, L1, L2a, L2b, inv, ch, cl):
-    """f(x) = expm1(x) - x >= 0 for finite x <= 700: (h, l, err, good)
-    (docs/fast_reference.md, 3.4)."""
+    """f(x) / 2 = (expm1(x) - x) / 2 >= 0 for finite x < 710.48 (halved so that e^x / 2 stays
+    finite up to there): (h, l, err, good) (docs/fast_reference.md, 3.4)."""
     ax = abs(x)
     if ax < 0.125:
         if x == 0.0:
@@ -66,11 +66,11 @@ def expm1_minus_x(x, thi, tlo, L1, L2a, L2b, inv, ch, cl):
         qh, ql = two_prod(x, x)
         h, l, me = mul_dd(qh, ql, gh, gl)
         slop = P2M1060 if ax < P2M450 else 0.0
-        return h, l, P2M95 * abs(h) + me + slop, True
-    if x >= 709.7:  # e^x > 2^1023.9: the caller sends x >= 710.5 to +inf, the rest to mpmath
-        return 0.0, 0.0, 0.0, False
-    if x < -800.0:  # -1 - x + e^x, 0 < e^x < 2^-1154
-        h, l = two_sum(-1.0, -x)
+        err = P2M95 * abs(h) + me + slop
+        # halving is exact unless the halves are subnormal (then <= 2^-1075 each)
+        return 0.5 * h, 0.5 * l, 0.5 * err + (P2M1074 if abs(h) < P2M1020 else 0.0), True
+    if x < -800.0:  # (-1 - x + e^x) / 2, 0 < e^x < 2^-1154
+        h, l = two_sum(-0.5, -0.5 * x)
         return h, l, P2M1153, True
     rel = EXP_REL * 1.01
     if x > 700.0:  # e^x = (e^(x/2))^2 (x/2 exact), relative error <= 2 EXP_REL (1.01) + 2^-101
@@ -80,10 +80,12 @@ def expm1_minus_x(x, thi, tlo, L1, L2a, L2b, inv, ch, cl):
         rel = EXP_REL * 2.03 + P2M100
     else:
         H, L, k = exp_dd1(x, 0.0, thi, tlo, L1, L2a, L2b, inv)
-    Eh = scale_exact(H, k)
-    El = scale_exact(L, k)
-    h, l1 = two_sum(Eh, -1.0)
-    h, e2 = two_sum(h, -x)
+    Eh = scale_exact(H, k - 1)  # e^x / 2
+    El = scale_exact(L, k - 1)
+    if not (Eh < INF):
+        return 0.0, 0.0, 0.0, False
+    h, l1 = two_sum(Eh, -0.5)
+    h, e2 = two_sum(h, -0.5 * x)  # 0.5 x exact (|x| >= 1/8)
     t = l1 + e2
     l = t + El
     err = (rel * Eh + P2M52 * (abs(t) + abs(l)) + P2M1073) * (1.0 + P2M40)
@@ -153,7 +155,7 @@ def _term(q, a, b, thi, tlo, L1, L2a, L2b, inv, ch, cl):
         return 0.0, 0.0, 0.0, 1
     if b == INF or b == -INF or a == INF or a == -INF:
         return 0.0, 0.0, 0.0, 2
-    if b >= 710.5:  # (e^b - 1 - b) / 2 > 2^1024.03: +inf in every format (unless a later entry is NaN / inf)
+    if b >= 710.48:  # (e^b - 1 - b) / 2 > 2^1024.006: +inf in every format (unless a later entry is NaN / inf)
         return 0.0, 0.0, 0.0, 5
     aa = abs(a)
     if aa > P2P500:
@@ -162,6 +164,8 @@ def _term(q, a, b, thi, tlo, L1, L2a, L2b, inv, ch, cl):
     if not good:
         return 0.0, 0.0, 0.0, 3
     qh, ql = two_prod(a, a)
+    qh = 0.5 * qh  # mu^2 / 2: exact unless subnormal (covered by the slop below)
+    ql = 0.5 * ql
     if aa < P2M450 and a != 0.0:
         ferr += P2M1060
     h, e = two_sum(fh, qh)
@@ -179,7 +183,7 @@ def reduce_rows(q, x, y, thi, tlo, L1, L2a, L2b, inv, ch, cl, bits, lg_h, lg_l, 
                 out_code):
     """Rows of x (R, n) (and y, same shape, for two-argument quantities): the row value of q
     (entropy: -sum p log p; cross_entropy_probs: -sum p log q; KL: sum p log(p / q);
-    gaussian_kl: sum (expm1(lv) - lv + mu^2) / 2), times 1/ln 2 = lg_h + lg_l when ``bits``,
+    gaussian_kl: sum of the halved terms (expm1(lv) - lv)/2 + mu^2/2), times 1/ln 2 = lg_h + lg_l when ``bits``,
     with its decision."""
     R, n = x.shape
     slack = (1.0 + 2.0 * (2 * n + 16) * U) * (1.0 + P2M50)
@@ -227,12 +231,6 @@ def reduce_rows(q, x, y, thi, tlo, L1, L2a, L2b, inv, ch, cl, bits, lg_h, lg_l, 
         if q == R_ENTROPY or q == R_XENT_PROBS:
             hi = -hi
             lo = -lo
-        elif q == R_GAUSS:
-            if abs(hi) < P2M1000 and hi != 0.0:
-                A = A + P2M1074
-            hi = 0.5 * hi
-            lo = 0.5 * lo
-            A = 0.5 * A + (P2M1075 if abs(lo) < P2M1020 and lo != 0.0 else 0.0)
         if bits and not (hi == 0.0 and lo == 0.0 and A == 0.0):
             bh, bl, me = mul_dd(hi, lo, lg_h, lg_l)
             A = (me + A * lg_h * 1.01 + P2M104 * abs(bh)) * (1.0 + P2M40)
