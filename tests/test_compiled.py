@@ -296,3 +296,22 @@ def test_fused_kernels_pass_the_gate_where_cuda_is_present(name):
                    examples=10)
     for r in rep.results:   # the verdict is recorded either way; a failure is a finding about the kernel
         assert r.verdict in ("pass", "fail") and r.cases > 0, r.why
+
+
+def test_compile_autocast_relative_to_options_are_defined_once():
+    import argparse
+
+    from infoaudit import options as O
+    from infoaudit.gate.targets import COMPILE_MODES
+
+    assert set(O.COMPILE_MODES) == set(COMPILE_MODES)
+    p = O.add_to_argparse(argparse.ArgumentParser())
+    a = p.parse_args(["--impl", "m:f", "--quantity", "softmax", "--compile", "max-autotune", "--autocast",
+                      "bfloat16", "--relative", "2", "--relative-to", "eager"])
+    opts = O.resolve(vars(a))
+    assert (opts["compile"], opts["autocast"], opts["relative_to"], opts["relative"]) == \
+        ("max-autotune", "bfloat16", "eager", 2.0)
+    with pytest.raises(SystemExit):
+        p.parse_args(["--impl", "m:f", "--quantity", "softmax", "--autocast", "float64"])
+    assert {O.BY_DEST[k].pytest_flag for k in ("compile", "autocast", "relative_to")} == \
+        {"--infoaudit-compile", "--infoaudit-autocast", "--infoaudit-relative-to"}

@@ -158,9 +158,9 @@ def run_gate(fn, quantity, framework=None, *, dtypes=None, device="cpu", profile
         res.notes += notes
         if ctx.relative is not None and ctx.relative.elements:
             rs = ctx.relative.summary()
-            res.notes.append(f"relative to {fw_name}: {rs['text']} (worst error {rs['max_error']} vs "
-                             f"{rs['baseline_max_error']} ULP over {rs['elements']} elements; worse on {rs['worse']}, "
-                             f"better on {rs['better']})")
+            ulps = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in (rs["max_error"], rs["baseline_max_error"])]
+            res.notes.append(f"relative to {fw_name}: {rs['text']} (worst error {ulps[0]} vs {ulps[1]} ULP over "
+                             f"{rs['elements']} elements; worse on {rs['worse']}, better on {rs['better']})")
         res.profile = ctx.profile.name
         res.grades = stats["grades"]
         res.grade = judging.worst_grade(res.grades)
