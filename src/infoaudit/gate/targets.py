@@ -20,7 +20,8 @@ from ..harness.frameworks import GateUsageError
 __all__ = ["COMPILE_MODES", "COMPILE_TIMEOUT", "wrap", "baseline_op", "reproducer_lines"]
 
 COMPILE_TIMEOUT = 600.0   # per-call seconds under --compile: a call that compiles is not a hang
-COMPILE_MODES = {"default": "compiled",   # options.COMPILE_MODES names the same keys "max-autotune": "compiled_max_autotune",
+# options.COMPILE_MODES names the same keys
+COMPILE_MODES = {"default": "compiled", "max-autotune": "compiled_max_autotune",
                  "max-autotune-no-cudagraphs": "compiled_max_autotune", "emulate": "compiled_emulate"}
 
 
