@@ -20,8 +20,8 @@ def _check_types(q, dtype, args):
         if arg.is_float_array:
             assert isinstance(a, np.ndarray) and a.dtype == np_dtype(dtype), (arg.name, a.dtype)
             assert a.ndim == (3 if q.structure == quantities.TABLE_REDUCE else 2)
-            assert a.shape[0] <= 4
-        elif arg.kind == quantities.LABEL:
+            assert a.shape[0] <= 4 or arg.kind == quantities.WEIGHT  # adaptive softmax weights: (out, in)
+        elif arg.is_index_array:
             assert a.dtype == np.int64
         else:
             assert type(a) is float
