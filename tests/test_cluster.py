@@ -320,3 +320,76 @@ def test_a_gpu_task_on_a_worker_without_a_gpu_is_refused():
         pytest.skip("this machine has a CUDA device")
     with pytest.raises(W.WorkerMismatch, match="declares the GPU resource but torch see"):
         W.run_task(lambda *a: 1, ("group", {"backends": ["numpy", "torch"]}), {}, {"gpu": True})
+
+
+# ---------------------------------------------------------------- the CLI: --cluster local:2 equals the local run
+
+
+def _cli(*argv, timeout):
+    """``infoaudit ARGV`` in a fresh interpreter (its own pool / LocalCluster); the completed process."""
+    code = "import sys; from infoaudit.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=timeout)
+
+
+def _timeless(obj):
+    """``obj`` without the fields that differ between equal runs: ``seconds`` at any depth."""
+    if isinstance(obj, dict):
+        return {k: _timeless(v) for k, v in obj.items() if k != "seconds"}
+    if isinstance(obj, list):
+        return [_timeless(v) for v in obj]
+    return obj
+
+
+def _first_difference(a, b):
+    from infoaudit.cluster.merge import first_difference
+
+    return first_difference(a, b)
+
+
+def _same_run(local, dist):
+    """The two documents have the same cells, groups and panels, timings aside (the message
+    names the first difference)."""
+    assert local["status"] == dist["status"] == "complete"
+    assert sorted(local["cells"]) == sorted(dist["cells"])
+    for section in ("cells", "groups", "panels"):
+        a, b = _timeless(local.get(section) or {}), _timeless(dist.get(section) or {})
+        assert a == b, f"{section} differ at {_first_difference(a, b)}"
+
+
+def _local_and_cluster(tmp_path, argv, timeout):
+    docs = {}
+    for name, extra in (("local", ["-j", "2"]), ("cluster", ["--cluster", "local:2"])):
+        out = tmp_path / name
+        t0 = time.monotonic()
+        p = _cli("run", *argv, "--no-report", "-q", "-o", str(out), *extra, timeout=timeout)
+        assert p.returncode == 0, p.stderr[-3000:]
+        docs[name] = json.loads((out / "results.json").read_text())
+        docs[name + "_wall_s"] = time.monotonic() - t0
+    return docs
+
+
+def test_cli_cluster_run_equals_the_local_run_on_a_subset(tmp_path):
+    """``infoaudit run --cluster local:2`` and the local pool give the same cells (value and
+    gradient cells, torch included where installed), and the cluster run records its tasks."""
+    backends = "numpy,torch" if _has("torch") else "numpy"
+    docs = _local_and_cluster(tmp_path, ["--profile", "quick", "--quantities", "sigmoid,log_softmax",
+                                         "--dtypes", "float32", "--backends", backends, "--no-panels"], timeout=600)
+    _same_run(docs["local"], docs["cluster"])
+    assert any(k.endswith("|grad") for k in docs["local"]["cells"]) == _has("torch")
+
+
+@pytest.mark.slow
+def test_cli_full_quick_profile_on_local2_equals_the_local_run(tmp_path):
+    """The issue's acceptance test: the FULL quick profile (every quantity, dtype and installed
+    backend, gradients and the panel) on ``--cluster local:2`` equals the local pool's run cell
+    for cell. Long on 2 cores (two whole quick runs)."""
+    docs = _local_and_cluster(tmp_path, ["--profile", "quick", "--seed", "0"], timeout=3600)
+    _same_run(docs["local"], docs["cluster"])
+    print(f"\nquick profile: {len(docs['local']['cells'])} cells; local -j 2 {docs['local_wall_s']:.0f} s, "
+          f"--cluster local:2 {docs['cluster_wall_s']:.0f} s")
+
+
+def _has(module):
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None

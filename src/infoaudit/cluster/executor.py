@@ -20,20 +20,27 @@ it was running with it, so Dask's failure count points at the task that killed i
   with :class:`Unrunnable` and the reason after ``unrunnable_after_s``, instead of waiting forever;
 * an unreachable scheduler raises :class:`ClusterError` (one line) after ``timeout`` seconds.
 
+It records where and when each task ran (``timings``: the worker's wall clock around the task,
+the input of :mod:`.scale`), takes each worker's environment fingerprint on request
+(:meth:`ClusterExecutor.fingerprints`, compared by :mod:`.workers`), and writes Dask's own
+performance report (:meth:`ClusterExecutor.performance_report`, needs bokeh).
+
 Nothing imports Dask until :func:`executor` is called; without it: ``pip install infoaudit[cluster]``.
 """
 from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import contextlib
+import importlib.util
 import logging
 import os
 import threading
 import time
 import uuid
 
-from .placement import GPU_RESOURCE, Placement, place
-from .worker import PACKAGES, run_task, versions
+from .placement import GPU_RESOURCE, Placement, place, task_key
+from .worker import PACKAGES, run_timed, versions, worker_fingerprint
 
 __all__ = ["ClusterExecutor", "ClusterError", "TaskFailed", "Unrunnable", "executor", "parse_cluster",
            "INSTALL_HINT"]
@@ -167,10 +174,12 @@ def _close_quietly(client, cluster):
 
 
 class _Item:
-    __slots__ = ("future", "fn", "args", "kwargs", "placement", "dask", "key")
+    __slots__ = ("future", "fn", "args", "kwargs", "placement", "dask", "key", "task", "order", "sent")
 
-    def __init__(self, future, fn, args, kwargs, placement):
+    def __init__(self, future, fn, args, kwargs, placement, task, order):
         self.future, self.fn, self.args, self.kwargs, self.placement = future, fn, args, kwargs, placement
+        self.task, self.order = task, order
+        self.sent = None
         self.dask = None
         self.key = None
 
@@ -181,7 +190,10 @@ class _Item:
 
 class ClusterExecutor(cf.Executor):
     """See the module docstring. ``stats``: submitted, finished, failed, killed_worker,
-    unrunnable counts; ``workers``: the running workers at the last look."""
+    unrunnable counts; ``workers``: the running workers at the last look; ``timings``: one
+    ``{"task", "order", "worker", "pid", "start", "stop", "seconds", "overhead_s"}`` per finished
+    task (``task``: :func:`.placement.task_key`; ``order``: its submission index; ``overhead_s``:
+    the time from handing it to Dask to collecting its result, less its run on the worker)."""
 
     def __init__(self, client, cluster=None, *, gpu=False, cache_dir=None, versions=None, unrunnable_after_s=60.0,
                  poll_s=0.05, refresh_s=1.0):
@@ -194,6 +206,7 @@ class ClusterExecutor(cf.Executor):
         self.poll_s, self.refresh_s = float(poll_s), float(refresh_s)
         self.stats = dict(submitted=0, finished=0, failed=0, killed_worker=0, unrunnable=0)
         self.workers = {}
+        self.timings = []
         self._cv = threading.Condition()
         self._queue = collections.deque()
         self._inflight = {}
@@ -221,14 +234,16 @@ class ClusterExecutor(cf.Executor):
         by :func:`.placement.place`."""
         if len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], dict):
             pl = place(args[0], args[1], self.gpu)
+            task = task_key(args[0], args[1])
             args = (args[0], pl.payload) + tuple(args[2:])
         else:
             pl = Placement({}, None, False, getattr(fn, "__name__", "task"))
+            task = pl.label
         fut = cf.Future()
         with self._cv:
             if self._closing:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            self._queue.append(_Item(fut, fn, args, kwargs, pl))
+            self._queue.append(_Item(fut, fn, args, kwargs, pl, task, self.stats["submitted"]))
             self.stats["submitted"] += 1
             self._cv.notify_all()
         return fut
@@ -258,6 +273,40 @@ class ClusterExecutor(cf.Executor):
         self._thread.join()
         self._closed = True
         _close_quietly(self.client, self.cluster)
+
+    # -- beyond the Executor API
+    def fingerprints(self, frameworks=None, timeout=300.0) -> dict:
+        """``{worker address: fingerprint}`` of every running worker, each taken on that worker
+        in the thread that runs its tasks (:func:`.worker.worker_fingerprint`; a worker that
+        fails gives ``{"error": ...}``). Call it between tasks (at the end of a run: the FTZ
+        state the tasks left behind)."""
+        self._refresh()
+        futs = {}
+        for addr in sorted(self.workers):
+            futs[addr] = self.client.submit(worker_fingerprint, frameworks, workers=[addr], allow_other_workers=False,
+                                            pure=False, key=f"infoaudit-fingerprint-{uuid.uuid4().hex[:12]}")
+        out = {}
+        for addr, f in futs.items():
+            try:
+                out[addr] = f.result(timeout=timeout)
+            except Exception as e:  # noqa: BLE001 - a worker gone meanwhile, or a probe that failed
+                out[addr] = {"error": _one_line(f"{type(e).__name__}: {e}")}
+            finally:
+                f.release()
+        return out
+
+    @contextlib.contextmanager
+    def performance_report(self, filename):
+        """Dask's performance report (one HTML file: task stream, worker profiles, bandwidth) of
+        what runs inside the ``with`` block; ClusterError (one line) without bokeh."""
+        if importlib.util.find_spec("bokeh") is None:
+            raise ClusterError("Dask's performance report needs bokeh (pip install bokeh)")
+        from distributed import performance_report
+
+        path = os.path.abspath(os.path.expanduser(str(filename)))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with self.client.as_current(), performance_report(filename=path):
+            yield path
 
     # -- the dispatch thread
     def _wake(self, *_):
@@ -324,12 +373,13 @@ class ClusterExecutor(cf.Executor):
             options = {"versions": self.versions, "gpu": it.gpu, "cpu_only": it.placement.cpu_only,
                        "cache_dir": self.cache_dir}
             try:
-                it.dask = self.client.submit(run_task, it.fn, it.args, it.kwargs, options, key=it.key, pure=False,
+                it.dask = self.client.submit(run_timed, it.fn, it.args, it.kwargs, options, key=it.key, pure=False,
                                              resources=it.placement.resources, retries=0)
             except Exception as e:  # noqa: BLE001 - e.g. an argument that cannot be pickled
                 self.stats["failed"] += 1
                 it.future.set_exception(e)
                 continue
+            it.sent = time.time()
             with self._cv:
                 self._inflight[it.key] = it
             it.dask.add_done_callback(self._wake)
@@ -344,7 +394,13 @@ class ClusterExecutor(cf.Executor):
             status = d.status
             try:
                 if status == "finished":
-                    it.future.set_result(d.result())
+                    res, when = d.result()
+                    seconds = max(0.0, when["stop"] - when["start"])
+                    # round trip on this clock less the run on the worker's: no clock offset enters
+                    overhead = max(0.0, time.time() - it.sent - seconds)
+                    self.timings.append(dict(task=it.task, order=it.order, **when, seconds=seconds,
+                                             overhead_s=overhead))
+                    it.future.set_result(res)
                     self.stats["finished"] += 1
                     continue
                 if status == "error":

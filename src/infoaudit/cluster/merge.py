@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 
-__all__ = ["merge_documents", "MergeError", "TIMING_KEYS"]
+__all__ = ["merge_documents", "MergeError", "TIMING_KEYS", "first_difference"]
 
 TIMING_KEYS = ("seconds",)   # fields of groups and panels that differ between equal runs
 _SECTIONS = {"groups", "cells", "panels", "seeds_errata", "condition_examples", "config", "environment"}
@@ -31,12 +31,13 @@ def _config(doc):
     return {k: v for k, v in (doc.get("config") or {}).items() if k != "shard"}
 
 
-def _first_difference(a, b, path=""):
+def first_difference(a, b, path=""):
+    """The path (``a.b.0.c``) of the first place where ``a`` and ``b`` differ; "" when equal."""
     if isinstance(a, dict) and isinstance(b, dict):
         for k in sorted(set(a) | set(b)):
             if k not in a or k not in b:
                 return f"{path}{k}"
-            d = _first_difference(a[k], b[k], f"{path}{k}.")
+            d = first_difference(a[k], b[k], f"{path}{k}.")
             if d:
                 return d
         return ""
@@ -44,7 +45,7 @@ def _first_difference(a, b, path=""):
         if len(a) != len(b):
             return f"{path.rstrip('.')} (length {len(a)} vs {len(b)})"
         for i, (x, y) in enumerate(zip(a, b)):
-            d = _first_difference(x, y, f"{path}{i}.")
+            d = first_difference(x, y, f"{path}{i}.")
             if d:
                 return d
         return ""
@@ -57,7 +58,7 @@ def _union(out, src, section, name, owner, strip=False):
             a, b = (out[section][key], val) if not strip else (_strip(out[section][key]), _strip(val))
             if a != b:
                 raise MergeError(f"{section[:-1]} {key!r} differs between {owner[section][key]} and {name} "
-                                 f"(at {_first_difference(a, b) or '?'})")
+                                 f"(at {first_difference(a, b) or '?'})")
             continue
         out[section][key] = copy.deepcopy(val)
         owner[section][key] = name
@@ -80,7 +81,7 @@ def merge_documents(docs, names=None):
             raise MergeError(f"{nm}: results version {d.get('version')} differs from {names[0]}'s "
                              f"{docs[0].get('version')}")
         if _config(d) != _config(docs[0]):
-            where = _first_difference(_config(docs[0]), _config(d))
+            where = first_difference(_config(docs[0]), _config(d))
             raise MergeError(f"{nm}: its configuration differs from {names[0]}'s (config.{where}); "
                              f"shards of one run share profile, seed, backends, dtypes and quantities")
     shards = [tuple(d["config"]["shard"]) for d in docs if (d.get("config") or {}).get("shard")]

@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 
-__all__ = ["run_task", "versions", "WorkerMismatch", "PACKAGES"]
+__all__ = ["run_task", "run_timed", "worker_fingerprint", "versions", "WorkerMismatch", "PACKAGES"]
 
 PACKAGES = ("infoaudit", "numpy", "scipy", "mpmath", "gmpy2", "ml_dtypes", "hypothesis", "torch", "jax", "jaxlib",
             "optax", "python-flint", "numba")
@@ -123,3 +124,23 @@ def run_task(fn, args, kwargs, options):
         else:
             res = fn(*args, **kwargs)
         return _cpu_rows(res) if options.get("cpu_only") else res
+
+
+def run_timed(fn, args, kwargs, options):
+    """:func:`run_task` and where and when it ran: ``(result, {"worker", "pid", "start", "stop"})``
+    (``start`` / ``stop``: this machine's wall clock, seconds since the epoch)."""
+    start = time.time()
+    res = run_task(fn, args, kwargs, options)
+    return res, {"worker": _address(), "pid": os.getpid(), "start": start, "stop": time.time()}
+
+
+def worker_fingerprint(frameworks=None):
+    """This worker's environment fingerprint (:func:`infoaudit.results.fingerprint.fingerprint`:
+    package versions, CPU flags, FTZ/DAZ state probed in the thread that runs the tasks), taken
+    between tasks."""
+    from ..results.fingerprint import fingerprint
+
+    with _LOCK:
+        fp = fingerprint(probe_fp=True, frameworks=frameworks)
+    fp["worker"] = _address()
+    return fp

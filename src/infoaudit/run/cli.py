@@ -32,6 +32,7 @@ racing it.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -98,6 +99,9 @@ def add_arguments(p):
                    help="persistent reference cache (DIR; default $INFOAUDIT_CACHE or ~/.cache/infoaudit)")
     p.add_argument("--shard", default="", metavar="i/N",
                    help="run only the deterministic slice i of N (join the slices with `infoaudit merge`)")
+    p.add_argument("--performance-report", default="", metavar="FILE.html",
+                   help="with --scheduler/--cluster: write Dask's performance report (task stream, worker "
+                        "profiles; needs bokeh) of the run")
 
 
 def _split(s):
@@ -492,6 +496,17 @@ def main(args) -> int:
     if resumed and not args.quiet:
         print(f"resuming {path}: {sum(1 for g in doc['groups'].values() if g.get('done'))} groups done, "
               f"{n_groups} to go", file=sys.stderr)
+    perf_report = getattr(args, "performance_report", "") or ""
+    if perf_report and not (args.scheduler or args.cluster):
+        print("infoaudit run: --performance-report needs --scheduler or --cluster", file=sys.stderr)
+        return 2
+    if perf_report:
+        import importlib.util
+
+        if importlib.util.find_spec("bokeh") is None:
+            print("infoaudit run: --performance-report: Dask's performance report needs bokeh (pip install bokeh)",
+                  file=sys.stderr)
+            return 2
     cluster_ex = None
     if args.scheduler or args.cluster:
         from ..cluster import ClusterError
@@ -513,9 +528,12 @@ def main(args) -> int:
     ex = None
     pending = None
     before = mp.active_children()  # a caller's own children (main() may run inside a program): not ours to kill
+    perf = contextlib.ExitStack()   # Dask's performance report, written when the tasks are done
     try:
         ex = cluster_ex or ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
                                                initializer=_init_worker, initargs=(os.getpid(), cache_dir))
+        if perf_report:
+            perf.enter_context(cluster_ex.performance_report(perf_report))
         pending = {ex.submit(_task, kind, payload): (kind, payload, w) for kind, payload, w in tasks}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -556,6 +574,11 @@ def main(args) -> int:
         res, err = ex.submit(_task, "environment_after", {}).result()[2:]
         doc.setdefault("environment", {})["fingerprint_after"] = res if res is not None else {"error": err}
         doc["environment"]["compiled"] = compile_log.summary(doc)   # torch.compile cost, FTZ/DAZ around it
+        perf.close()
+        if cluster_ex is not None:   # the task stream and every worker's fingerprint
+            from ..cluster.workers import summary
+
+            doc["cluster"] = summary(cluster_ex)
         R.write_atomic(path, doc)
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (Terminated)
         interrupted = e
@@ -579,6 +602,11 @@ def main(args) -> int:
         print(f"\ninterrupted: {done} finished groups kept in {path}; continue with "
               f"`infoaudit run --resume --profile {args.profile} --seed {args.seed} --output {out}`", file=sys.stderr)
         return 128 + interrupted.signum if isinstance(interrupted, Terminated) else 130
+    from ..cluster.scale_doc import scale_section, write_scale
+
+    doc["scale"] = scale_section(doc)   # measured task durations, projected on 1..128 workers
+    R.write_atomic(path, doc)
+    write_scale(doc["scale"], out)
     if not args.quiet:
         print(f"results: {path} ({len(doc['cells'])} cells, {doc['elapsed_s']:.0f} s)", file=sys.stderr)
     if args.no_report:
