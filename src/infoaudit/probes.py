@@ -118,6 +118,27 @@ def probes(quantity, dtype) -> list:
         out = [("probe: zeros in the table", (A([[[0.5, 0.0], [0.25, 0.25]]]),)),
                ("probe: subnormal cells", (A([[[sub, 0.5 - sub], [0.25, 0.25]]]),)),
                ("probe: independent 2x2", (A([[[0.25, 0.25], [0.25, 0.25]]]),))]
+    elif kinds == (Q.LOGITS, Q.LABEL, Q.SAMPLES, Q.LOG_PROPOSAL):
+        lq = A([[math.log(0.4), math.log(0.3), math.log(0.2), math.log(0.1)]])
+        for lab, z in logit_rows[:5]:
+            out.append((f"{lab}, y = 0, samples [1, 2, 3, 3]", (A(z), I64([0]), I64([[1, 2, 3, 3]]), lq)))
+        out.append(("probe: rare samples (log q = -X - 1): corrected logits beyond the exp overflow threshold",
+                    (A([[0.0, 1.0, 0.5, 0.0]]), I64([0]), I64([[1, 2]]), A([[-1.0, -X - 1, -X - 1, -1.0]]))))
+        out.append(("probe: accidental hits and a dominant target", (A([[0.5 * X, 0.0, -1.0, 0.0]]), I64([0]),
+                                                                   I64([[0, 1, 0, 2]]), lq)))
+    elif q.structure == Q.ADAPTIVE:
+        # distinct hidden sizes d (3, 5, 6): the run stacks fixed cases of equal trailing shapes along
+        # the batch axis, which must never merge two probes' shared weights
+        z3, z5, z6 = np.zeros((1, 3)), np.zeros((1, 5)), np.zeros((1, 6))
+        out = [("probe: head logits beyond the exp overflow threshold",
+                (A([[X, 1.0, -1.0]]), A([[2.0, 0, 0], [1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]), A(z3), A([[1.0], [0.0]]),
+                 A(z3), A([[0.0], [1.0]]))),
+               ("probe: head log-probability near 0 (a tail below the unit roundoff)",
+                (A([[1.0, 1.0, 1.0, 1.0, 1.0]]), A([[12.0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]), A(z5),
+                 A([[0.0], [0.0]]), A(z5), A([[0.0]]))),
+               ("probe: tail logits far below (exp underflows)",
+                (A([[1.0, 0, 0, 0, 0, 0]]), A(np.zeros((3, 6))), A([[1.0, 0, 0, 0, 0, 0]]), A([[-2 * X], [0.0], [-X]]),
+                 A(z6), A([[0.0], [0.0]])))]
     good = []
     for lab, args in out:
         try:
