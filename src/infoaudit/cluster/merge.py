@@ -6,7 +6,8 @@ shard ``1..N``. Groups, cells and panels are united; one that appears in several
 the same there (timings aside: a group's or panel's ``seconds``). The environment of the merged
 document is the first shard's, with every shard's fingerprint kept under ``environment.shards``.
 The merged cells are those the unsharded run gives (every group is a deterministic function
-of its payload, and each group lies in exactly one shard).
+of its payload, and each group lies in exactly one shard). The merged ``scale`` section projects
+the groups and panels of all shards as one run (:mod:`.scale_doc`, from their seconds).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ __all__ = ["merge_documents", "MergeError", "TIMING_KEYS", "first_difference"]
 
 TIMING_KEYS = ("seconds",)   # fields of groups and panels that differ between equal runs
 _SECTIONS = {"groups", "cells", "panels", "seeds_errata", "condition_examples", "config", "environment"}
-_PER_RUN = {"status", "started", "updated", "elapsed_s"}
+_PER_RUN = {"status", "started", "updated", "elapsed_s", "cluster", "scale"}   # cluster, scale: recomputed below
 
 
 class MergeError(ValueError):
@@ -130,4 +131,8 @@ def merge_documents(docs, names=None):
     out["status"] = "complete" if all(d.get("status") == "complete" for d in docs) else "interrupted"
     out["elapsed_s"] = max(float(d.get("elapsed_s") or 0.0) for d in docs)
     out["updated"] = R.now()
+    out.pop("cluster", None)   # one shard's task stream and workers: kept per shard in environment.shards' sources
+    from .scale_doc import scale_section
+
+    out["scale"] = scale_section(out)   # every shard's groups and panels, projected as one run
     return out, warnings
