@@ -34,7 +34,8 @@ from .fast_kernels import (
     two_sum,
 )
 
-__all__ = ["log_dd", "log1p_dd", "div_d", "mul_dd", "decide1", "finish_scaled", "scale_exact"]
+__all__ = ["log_dd", "log1p_dd", "div_d", "mul_dd", "decide1", "decide_exact_plus_small", "finish_scaled",
+           "scale_exact"]
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
 # powers of two as module constants (numba freezes globals; a literal 2.0 ** -n is a runtime power)
@@ -51,6 +52,7 @@ P2M101 = 2.0 ** -101
 P2M120 = 2.0 ** -120
 P2M200 = 2.0 ** -200
 P2M474 = 2.0 ** -474
+P2M60 = 2.0 ** -60
 P2M600 = 2.0 ** -600
 P2M900 = 2.0 ** -900
 P2M968 = 2.0 ** -968
@@ -205,3 +207,27 @@ def finish_scaled(Uh, Ul, Au, k):
     if abs(rem) > As:
         lo = P2M1074 if rem > 0 else -(P2M1074)
     return (nr * P2M600) * P2M474, lo, ok
+
+
+@njit(**_JIT)
+def decide_exact_plus_small(ah, al, b, berr):
+    """(hi, lo, ok, applies) for the value ah + al + b with ah + al exact and b known only to
+    |b - bc| <= berr but with a certain sign (|b| > berr) and negligible size
+    ((|b| + berr) < 2^-60 ulp(ah)): the rounding of ah + al, where a tie is broken by the sign of b
+    (docs/fast_reference.md, 1.6). ``applies`` is False where these premises fail."""
+    if not (abs(ah) > P2M900 and abs(ah) < INF and abs(b) > berr):
+        return ah, al, False, False
+    ah, al = fast_two_sum(ah, al)
+    m, e = math.frexp(ah)
+    ulp = math.ldexp(1.0, e - 53)
+    if not ((abs(b) + berr) * (1.0 + P2M50) < ulp * P2M60):
+        return ah, al, False, False
+    toward0 = (al < 0.0) == (ah > 0.0)
+    gap = 0.25 * ulp if (abs(m) == 0.5 and toward0 and al != 0.0) else 0.5 * ulp
+    if al == 0.0:
+        return ah, b, True, True  # exact - hi = b: its sign decides narrow-format ties
+    if abs(al) < gap:
+        return ah, al, True, True
+    if (al > 0.0) == (b > 0.0):  # a tie, b pushes past it: the neighbour of ah beyond the tie
+        return ah + 2.0 * al, -al, True, True
+    return ah, al, True, True  # a tie, b pulls back: ah, remainder al + b of al's sign

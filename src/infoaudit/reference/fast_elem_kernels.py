@@ -13,7 +13,15 @@ import math
 import numpy as np
 from numba import njit
 
-from .fast_dd import decide1, finish_scaled, log1p_dd, log_dd, mul_dd, scale_exact
+from .fast_dd import (
+    decide1,
+    decide_exact_plus_small,
+    finish_scaled,
+    log1p_dd,
+    log_dd,
+    mul_dd,
+    scale_exact,
+)
 from .fast_kernels import (
     EXP_REL,
     decide_core,
@@ -50,6 +58,11 @@ P2M1074 = 2.0 ** -1074
 INF = math.inf
 NAN = math.nan
 TINY = P2M1074
+C48 = 1.0 / 48
+C480 = 1.0 / 480
+P2M20 = 2.0 ** -20
+P2M300 = 2.0 ** -300
+P2M1020 = 2.0 ** -1020
 
 
 @njit(**_JIT)
@@ -83,6 +96,22 @@ def sigmoid1(x, thi, tlo, L1, L2a, L2b, inv):
         return 0.0, 0.0, True  # exact value < 2^-1154: rounds to 0 in every format
     if x > 700.0:  # 1 - e^-x (1 - ...), e^-x < 2^-1009
         return 1.0, -TINY, True
+    if abs(x) < P2M20 and x != 0.0:
+        # 1/2 + x/4 - x^3/48 + x^5/480 - (<= |x|^7 / 4000): 1/2 + x/4 may be an exact float64 tie,
+        # the cubic term decides (docs/fast_reference.md, 2)
+        h, l = two_sum(0.5, 0.25 * x)
+        x3 = (x * x) * x
+        c = -x3 * (C48 - (x * x) * C480)
+        slop = P2M1020 if abs(x) < P2M300 else 0.0
+        cerr = (P2M50 * abs(c) + abs(x3) * (x * x) * (x * x) * 0.00025 + slop) * (1.0 + P2M40)
+        if abs(x) >= P2M1020:  # 0.25 x exact: 1/2 + x/4 = h + l exactly
+            hh, ll, ok, applies = decide_exact_plus_small(h, l, c, cerr)
+            if applies:
+                return hh, ll, ok
+        lo = l + c
+        A = (cerr + P2M52 * abs(lo) + (P2M1074 if abs(x) < P2M1020 else 0.0)) * (1.0 + P2M40)
+        hi, lo = fast_two_sum(h, lo)
+        return decide1(hi, lo, A)
     H, L, k = exp_dd1(-abs(x), 0.0, thi, tlo, L1, L2a, L2b, inv)
     Eh = scale_exact(H, k)
     El = scale_exact(L, k)
@@ -181,9 +210,12 @@ def bce_logits1(z, t, thi, tlo, L1, L2a, L2b, inv):
         return finish_scaled(Uh, Ul, Au, k)
     bh = scale_exact(Uh, k)
     bl = scale_exact(Ul, k)
-    if bh == 0.0 and bl == 0.0 and al == 0.0 and Aa == 0.0 and abs(ah) > P2M900:
-        return ah, TINY, True  # a = ah exactly, 0 < b < 2^-1074: the remainder's sign is known
     Ab = scale_exact(Au, k) * 1.01 + P2M1073
+    if Aa == 0.0:  # a = ah + al exactly: where b > 0 is negligible only its sign matters (a tie)
+        bb = bh + bl
+        h, l, ok, applies = decide_exact_plus_small(ah, al, bb if bb > 0.0 else TINY, Ab if bb > Ab else 0.0)
+        if applies:
+            return h, l, ok
     hi, e = two_sum(ah, bh)
     lo1 = e + al
     lo = lo1 + bl
@@ -322,9 +354,10 @@ BLK = 256  # elements per block: the block buffers stay in L1
 def sigmoid_blocks(x, thi, tlo, L1, L2a, L2b, inv, out_hi, out_lo, out_ok):
     """sigmoid over a flat array, vectorised: per block of BLK elements the table-free half of
     exp (vectorised), the table loads (scalar), then the rest of :func:`sigmoid1` operation for
-    operation and branch-free for the common case (finite x, -686 <= x <= 700: k >= -990 and no
-    special value), the decision's branch-free part; every other element (specials, tiny or
-    saturated results, narrow-midpoint ambiguity) is recomputed by the scalar :func:`sigmoid1`.
+    operation and branch-free for the common case (finite x, -686 <= x <= 700, |x| >= 2^-20: k >= -990,
+    no special value, not sigmoid1's series branch), the decision's branch-free part; every other element (specials, tiny or
+    saturated results, narrow-midpoint ambiguity, anything not decided) is recomputed by the
+    scalar :func:`sigmoid1`.
     Same results as sigmoid1 element for element."""
     n = x.size
     bj = np.empty(BLK, np.int64)
@@ -339,7 +372,7 @@ def sigmoid_blocks(x, thi, tlo, L1, L2a, L2b, inv, out_hi, out_lo, out_ok):
         mb = min(BLK, n - i0)
         for ii in range(mb):
             xv = x[i0 + ii]
-            common = (xv >= -686.0) & (xv <= 700.0)  # False for NaN and +-inf
+            common = (xv >= -686.0) & (xv <= 700.0) & (abs(xv) >= P2M20)  # False for NaN, +-inf, tiny x
             xa = -abs(xv) if common else 0.0
             j, k, b, ba, q = exp_a(xa, 0.0, L1, L2a, L2b, inv)
             bj[ii] = j
@@ -388,7 +421,7 @@ def sigmoid_blocks(x, thi, tlo, L1, L2a, L2b, inv, out_hi, out_lo, out_ok):
             out_hi[i0 + ii] = hi
             out_lo[i0 + ii] = lo
             out_ok[i0 + ii] = ok
-            slow[ii] = slow[ii] | amb
+            slow[ii] = slow[ii] | amb | (not ok)
         for ii in range(mb):
             if slow[ii]:
                 h, l, ok = sigmoid1(x[i0 + ii], thi, tlo, L1, L2a, L2b, inv)
