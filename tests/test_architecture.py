@@ -12,6 +12,7 @@ import importlib
 import importlib.util
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -27,13 +28,13 @@ SHIMS = {
     "infoaudit.audits.compare": ["infoaudit.judging.compare"],
     "infoaudit.audits.grad_compare": ["infoaudit.judging.grad_compare"],
     "infoaudit.audits.results": ["infoaudit.results.schema"],
-    "infoaudit.audits.runner": ["infoaudit.run.search", "infoaudit.run.profiles", "infoaudit.run.targets",
+    "infoaudit.audits.runner": ["infoaudit.run.driver", "infoaudit.run.profiles", "infoaudit.run.targets",
                                 "infoaudit.run.group", "infoaudit.run.findings", "infoaudit.run.cells",
                                 "infoaudit.run.tasks"],
     "infoaudit.audits.shrink": ["infoaudit.run.shrink"],
     "infoaudit.audits.grad_runner": ["infoaudit.run.gradients"],
     "infoaudit.audits.run_cmd": ["infoaudit.run.cli"],
-    "infoaudit.audits.gate": ["infoaudit.gate.core", "infoaudit.gate.judge", "infoaudit.gate.report",
+    "infoaudit.audits.gate": ["infoaudit.gate.core", "infoaudit.gate.verdict", "infoaudit.gate.report",
                               "infoaudit.gate.search", "infoaudit.probes", "infoaudit.harness.calls",
                               "infoaudit.harness.frameworks", "infoaudit.harness.timeout", "infoaudit.reference.cache"],
     "infoaudit.audits.gate_grad": ["infoaudit.gate.gradients", "infoaudit.gate.grad_calls",
@@ -287,6 +288,16 @@ def test_old_paths_are_thin_shims_of_the_same_objects(old):
         assert homes, f"{old}.{name}: in none of {SHIMS[old]}"
         assert getattr(shim, name) is getattr(homes[0], name), f"{old}.{name} is not {homes[0].__name__}.{name}"
     assert set(HEADLINE.get(old, ())) <= set(shim.__all__)
+
+
+@pytest.mark.parametrize("package", PRODUCTS)
+def test_the_products_public_names_resolve(package):
+    """Every name in ``__all__`` of infoaudit.run / infoaudit.gate (imported on first use) exists."""
+    mod = importlib.import_module(package)
+    missing = [n for n in mod.__all__ if not hasattr(mod, n)]
+    assert not missing, f"{package}: {missing}"
+    shadowed = [n for n in mod.__all__ if isinstance(getattr(mod, n), types.ModuleType)]
+    assert not shadowed, f"{package}: public names shadowed by submodules: {shadowed}"
 
 
 def test_the_checks_catch_planted_violations():

@@ -1,4 +1,4 @@
-"""Moved to :mod:`infoaudit.gate.judge`, :mod:`infoaudit.probes`, :mod:`infoaudit.gate.report`,
+"""Moved to :mod:`infoaudit.gate.verdict`, :mod:`infoaudit.probes`, :mod:`infoaudit.gate.report`,
 :mod:`infoaudit.gate.search`, :mod:`infoaudit.gate.core`, :mod:`infoaudit.harness.frameworks`,
 :mod:`infoaudit.harness.calls`, :mod:`infoaudit.harness.timeout`, :mod:`infoaudit.reference.cache`,
 :mod:`infoaudit.reproducers.user`; ``infoaudit.audits.gate`` re-exports its public names.
@@ -8,9 +8,9 @@
 from __future__ import annotations
 
 from ..gate.core import describe_impl, run_gate
-from ..gate.judge import Context, FlushFlags, Judgement, grade_case, judge
 from ..gate.report import DtypeResult, GateReport
 from ..gate.search import gate_dtype
+from ..gate.verdict import Context, FlushFlags, Judgement, grade_case, judge
 from ..harness.calls import Harness, Outcome, reduce_to_unit
 from ..harness.frameworks import GateUsageError, default_dtypes, framework_adapter, infer_framework
 from ..harness.timeout import call_with_timeout, install_watchdog

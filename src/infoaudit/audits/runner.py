@@ -1,5 +1,5 @@
 """Moved to :mod:`infoaudit.run.profiles`, :mod:`infoaudit.run.group`, :mod:`infoaudit.run.targets`,
-:mod:`infoaudit.run.findings`, :mod:`infoaudit.run.search`, :mod:`infoaudit.run.cells`,
+:mod:`infoaudit.run.findings`, :mod:`infoaudit.run.driver`, :mod:`infoaudit.run.cells`,
 :mod:`infoaudit.run.tasks`; ``infoaudit.audits.runner`` re-exports its public names.
 
 (The adversarial audit runner: corpus first, then hypothesis search, then shrinking.)
@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from ..run.cells import cell_dict
+from ..run.driver import SearchResult, hypothesis_phase, search, stack_cases
 from ..run.findings import compare_on_findings, shrink_findings
 from ..run.group import (
     METRICS,
@@ -36,7 +37,6 @@ from ..run.profiles import (
     magnitude_bits,
     reference_precision_cap,
 )
-from ..run.search import SearchResult, hypothesis_phase, search, stack_cases
 from ..run.targets import (
     FRAMEWORK_OF,
     Target,

@@ -5,7 +5,7 @@ Public: :func:`run_gate` -> :class:`GateReport`, and what it is made of (below).
 one job each:
 
 * :mod:`.core` -- :func:`run_gate`: every dtype, then the gradients, into a :class:`GateReport`;
-* :mod:`.judge` -- one case's verdict (:class:`Context`, :class:`Judgement`, :func:`judge`);
+* :mod:`.verdict` -- one case's verdict (:class:`Context`, :class:`Judgement`, :func:`judge`);
 * :mod:`.search` -- one dtype: the probes and corpus, the seeded search, the failure shrunk;
 * :mod:`.report` -- :class:`DtypeResult` and :class:`GateReport`;
 * :mod:`.gradients` -- ``--grad``: the implementation's VJPs judged through its framework's autodiff;
@@ -17,18 +17,47 @@ Calling the implementation (framework adapters, timeouts, flush-to-zero probes) 
 :mod:`infoaudit.harness`; the verdicts come from :mod:`infoaudit.judging`.
 """
 
-from ..harness.calls import Harness, Outcome, reduce_to_unit
-from ..harness.frameworks import GateUsageError, default_dtypes, framework_adapter, infer_framework
-from ..harness.timeout import call_with_timeout, install_watchdog
-from ..probes import fixed_cases, probes, search_strategy
-from ..reference.cache import exact_values
-from ..reproducers.user import value_reproducer as reproducer
-from .core import describe_impl, run_gate
-from .judge import Context, FlushFlags, Judgement, grade_case, judge
-from .report import DtypeResult, GateReport
-from .search import gate_dtype
-
 __all__ = ["run_gate", "GateReport", "DtypeResult", "Context", "Judgement", "FlushFlags", "judge", "grade_case",
            "probes", "fixed_cases", "reproducer", "gate_dtype", "describe_impl", "GateUsageError", "Harness",
            "Outcome", "call_with_timeout", "default_dtypes", "exact_values", "framework_adapter", "infer_framework",
            "install_watchdog", "reduce_to_unit", "search_strategy"]
+
+_WHERE = {
+    "run_gate": ".core",
+    "describe_impl": ".core",
+    "GateReport": ".report",
+    "DtypeResult": ".report",
+    "Context": ".verdict",
+    "Judgement": ".verdict",
+    "FlushFlags": ".verdict",
+    "judge": ".verdict",
+    "grade_case": ".verdict",
+    "gate_dtype": ".search",
+    "probes": "..probes",
+    "fixed_cases": "..probes",
+    "search_strategy": "..probes",
+    "GateUsageError": "..harness.frameworks",
+    "default_dtypes": "..harness.frameworks",
+    "framework_adapter": "..harness.frameworks",
+    "infer_framework": "..harness.frameworks",
+    "Harness": "..harness.calls",
+    "Outcome": "..harness.calls",
+    "reduce_to_unit": "..harness.calls",
+    "call_with_timeout": "..harness.timeout",
+    "install_watchdog": "..harness.timeout",
+    "exact_values": "..reference.cache",
+    "reproducer": "..reproducers.user:value_reproducer",
+}
+
+
+def __getattr__(name):
+    """The public names, imported on first use (``infoaudit gate --help`` / ``run --help`` import
+    only the command's module and what it needs)."""
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    module, _, attr = _WHERE[name].partition(":")
+    value = getattr(importlib.import_module(module, __name__), attr or name)
+    globals()[name] = value
+    return value

@@ -35,11 +35,11 @@ from ..judging.relative import Ratio
 from ..reproducers.user import value_reproducer
 from ..results.schema import jsonable
 from . import profiles as P
-from .judge import Context
 from .report import DtypeResult, GateReport
 from .search import gate_dtype
 from .targets import COMPILE_TIMEOUT, baseline_op, reproducer_lines
 from .targets import wrap as wrap_target
+from .verdict import Context
 
 __all__ = ["describe_impl", "run_gate"]
 

@@ -11,7 +11,7 @@ from .. import quantities as Q
 from ..harness.calls import ReferenceFailure, describe_exception, reduce_to_unit
 from ..probes import fixed_cases, search_strategy
 from ..reference.cache import case_key
-from .judge import Context, judge
+from .verdict import Context, judge
 
 __all__ = ["gate_dtype"]
 

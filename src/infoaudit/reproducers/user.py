@@ -19,7 +19,7 @@ __all__ = ["value_reproducer", "gradient_reproducer", "cotangent_literal"]
 
 def value_reproducer(ctx, j, impl_import: str, fn_name: str) -> str:
     """Copy-paste Python that calls the implementation on the failing inputs (``ctx``: the gate's
-    :class:`~infoaudit.gate.judge.Context`, ``j`` its :class:`~infoaudit.gate.judge.Judgement`)."""
+    :class:`~infoaudit.gate.verdict.Context`, ``j`` its :class:`~infoaudit.gate.verdict.Judgement`)."""
     ad = ctx.harness.ad
     q = ctx.q
     lines = [f"# infoaudit gate reproducer: {q.signature()}, {ctx.dtype}, {ad.name}"

@@ -281,7 +281,7 @@ def write_atomic(path, doc: dict):
 
 
 def add_group(doc: dict, group: dict):
-    """Merge one finished group (from :func:`infoaudit.run.search.run_group`) into the document."""
+    """Merge one finished group (from :func:`infoaudit.run.tasks.run_group`) into the document."""
     doc["cells"].update(group["cells"])
     doc["groups"][group["group"]] = {"done": True, "seconds": round(group["seconds"], 3),
                                      "examples": group["examples"], "reference_errors": group["reference_errors"],

@@ -9,7 +9,7 @@ Internal parts, one job each:
   deterministic precision budget per input;
 * :mod:`.targets` -- the cells of a group (backend x variant x device, or a user's callable);
 * :mod:`.group` -- a group of cells judged on shared inputs, each cell's worst inputs per finding;
-* :mod:`.search` -- the corpus, the hypothesis phases and :func:`search`;
+* :mod:`.driver` -- the corpus, the hypothesis phases and :func:`search`;
 * :mod:`.findings` -- shrinking each finding to a reproducer and running it on the other cells;
 * :mod:`.shrink` -- the structural input shrinker handed a "still fails" predicate;
 * :mod:`.cells` -- a cell's record in the results JSON;
@@ -21,18 +21,36 @@ The judge, the metrics and the comparisons it uses live in :mod:`infoaudit.judgi
 schema in :mod:`infoaudit.results`, the reproducers in :mod:`infoaudit.reproducers`.
 """
 
-from .group import METRICS
-from .profiles import (
-           MIN_REFERENCE_BITS,
-           PROFILE_SETTINGS,
-           float_elements,
-           magnitude_bits,
-           reference_precision_cap,
-)
-from .search import SearchResult, search, stack_cases
-from .targets import Target, cell_key, targets_for
-from .tasks import run_group, softmax_precision
-
 __all__ = ["search", "SearchResult", "run_group", "softmax_precision", "targets_for", "Target", "cell_key",
            "stack_cases", "PROFILE_SETTINGS", "MIN_REFERENCE_BITS", "reference_precision_cap", "float_elements",
            "magnitude_bits", "METRICS"]
+
+_WHERE = {
+    "search": ".driver",
+    "SearchResult": ".driver",
+    "stack_cases": ".driver",
+    "run_group": ".tasks",
+    "softmax_precision": ".tasks",
+    "targets_for": ".targets",
+    "Target": ".targets",
+    "cell_key": ".targets",
+    "PROFILE_SETTINGS": ".profiles",
+    "MIN_REFERENCE_BITS": ".profiles",
+    "reference_precision_cap": ".profiles",
+    "float_elements": ".profiles",
+    "magnitude_bits": ".profiles",
+    "METRICS": ".group",
+}
+
+
+def __getattr__(name):
+    """The public names, imported on first use (``infoaudit gate --help`` / ``run --help`` import
+    only the command's module and what it needs)."""
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    module, _, attr = _WHERE[name].partition(":")
+    value = getattr(importlib.import_module(module, __name__), attr or name)
+    globals()[name] = value
+    return value

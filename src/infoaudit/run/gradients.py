@@ -55,9 +55,9 @@ from ..judging.grades import CODE, GRADES
 from ..judging.scales import reduction_length
 from ..reference.engine import PrecisionBudgetExceeded, precision_budget
 from . import compile_log
+from .driver import hypothesis_phase, stack_cases
 from .group import scores, why_line
 from .profiles import ReferenceOverBudget, group_seed
-from .search import hypothesis_phase, stack_cases
 from .targets import cell_key, profile_variants
 
 # examples of the search / of the non-finite search per group; corpus cases up to corpus_max elements;
@@ -204,7 +204,7 @@ class GradGroup:
 
     def exact(self, args, cotangent=None):
         """(inputs rounded to the dtype, cotangent, exact VJP, conditions) or raises
-        (:class:`~infoaudit.run.search.ReferenceOverBudget` past the precision budget)."""
+        (:class:`~infoaudit.run.profiles.ReferenceOverBudget` past the precision budget)."""
         from ..judging.condition import gradient_condition
         from ..judging.grad_compare import prepare_grad_inputs
         from ..reference import derivatives as D

@@ -11,6 +11,7 @@ from .. import quantities as Q
 from ..dtypes import cast
 from ..judging.compare import Unsupported
 from . import compile_log
+from .driver import search
 from .group import judge
 from .profiles import (
     DEFAULT_REFERENCE_WORK,
@@ -19,7 +20,6 @@ from .profiles import (
     exact_within_budget,
     group_seed,
 )
-from .search import search
 from .targets import profile_variants, targets_for, user_targets
 
 __all__ = ["run_group", "PANEL_SIZES", "PANEL_ROWS", "shared_logits", "softmax_precision"]
