@@ -744,7 +744,7 @@ def _sampled_softmax(draw, dtype, max_len, focus="any"):
 
 
 ADAPTIVE_FAMILIES = ("init", "init", "large", "near_overflow", "zeros", "dominant")
-ADAPTIVE_SHAPES = {"quick": ((1, 4, 2, 3, 2),), "default": ((2, 4, 2, 3, 2), (2, 16, 8, 16, 8), (1, 32, 30, 64, 32)),
+ADAPTIVE_SHAPES = {"quick": ((1, 4, 2, 3, 2),), "default": ((2, 4, 2, 3, 2), (2, 16, 8, 16, 8), (1, 24, 14, 32, 16)),
                    "thorough": ((1, 1, 1, 1, 1), (2, 4, 2, 3, 2), (2, 16, 8, 16, 8), (1, 32, 30, 64, 32),
                                 (1, 64, 60, 200, 100))}
 

@@ -140,7 +140,33 @@ def build(xp, g, members, framework, wide, narrow, seq_sum, take, cast=None, sta
         safe = xp.where(P > 0, P, xp.ones_like(P))
         return xp.sum(flat2(xp.where(P > 0, P * (xp.log(safe) - xp.log(px) - xp.log(py)), zeros(P))), axis=-1)
 
+    def take_along(a, idx):
+        if hasattr(xp, "take_along_axis"):
+            return xp.take_along_axis(a, idx, axis=-1)
+        return xp.take_along_dim(a, idx, dim=-1)  # torch
+
+    def sampled_terms(z, y, samples, log_q):
+        """a_T = z_T - log q_T over T = [y] + samples, accidental hits (samples == y) at -inf."""
+        idx = xp.concatenate([y[..., None], samples], axis=-1)
+        a = take_along(z, idx) - take_along(log_q, idx)
+        hit = xp.concatenate([y[..., None] != y[..., None], samples == y[..., None]], axis=-1)
+        return xp.where(hit, xp.full_like(a, -math.inf), a)
+
+    def sampled_ce(z, y, samples, log_q):
+        a = sampled_terms(z, y, samples, log_q)
+        return lse(a) - a[..., 0]
+
+    def adaptive(h, W, P1, O1, P2, O2, lsm=None):
+        lsm = lsm or log_softmax
+        S = W.shape[0] - 2
+        head = lsm(h @ W.T)
+        parts = [head[..., :S]] + [head[..., S + i:S + i + 1] + lsm((h @ P.T) @ O.T)
+                                   for i, (P, O) in enumerate(((P1, O1), (P2, O2)))]
+        return xp.concatenate(parts, axis=-1)
+
     stable = {
+        "sampled_softmax_cross_entropy": lambda z, y, samples, log_q: sampled_ce(z, y, samples, log_q),
+        "adaptive_log_softmax": lambda h, W, P1, O1, P2, O2: adaptive(h, W, P1, O1, P2, O2),
         "softmax": lambda z: softmax(z),
         "log_softmax": lambda z: log_softmax(z),
         "logsumexp": lambda z: lse(z),
@@ -336,6 +362,20 @@ def build(xp, g, members, framework, wide, narrow, seq_sum, take, cast=None, sta
         py = xp.sum(P, axis=-2, keepdims=True)
         safe = xp.where(P > 0, P, xp.ones_like(P))
         return xp.sum(flat2(xp.where(P > 0, P * xp.log(safe / (px * py)), zeros(P))), axis=-1)
+
+    @bad("sampled_softmax_cross_entropy", "sampled_softmax_no_max_shift",
+         "log(sum exp(a)) - a_y over the corrected logits: exp overflows without the max shift")
+    def _(z, y, samples, log_q):
+        a = sampled_terms(z, y, samples, log_q)
+        return xp.log(xp.sum(xp.exp(a), axis=-1)) - a[..., 0]
+
+    @bad("adaptive_log_softmax", "adaptive_softmax_log_of_softmax",
+         "log(exp(l) / sum exp(l)) per softmax, no max shift: overflow, and log(0) of underflowed probabilities")
+    def _(h, W, P1, O1, P2, O2):
+        def lsm(x):
+            e = xp.exp(x)
+            return xp.log(e / xp.sum(e, axis=-1, keepdims=True))
+        return adaptive(h, W, P1, O1, P2, O2, lsm)
 
     for q, name, fn, why in U:
         reg(q, name, fn, False, why)
