@@ -212,3 +212,33 @@ def test_a_cached_group_equals_an_uncached_one(tmp_path):
         assert r["cells"] == plain["cells"]
         assert (r["examples"], r["reference_errors"], r["reference_over_budget"]) == \
             (plain["examples"], plain["reference_errors"], plain["reference_over_budget"])
+
+
+def test_exact_gradients_go_through_the_same_cache(tmp_path):
+    """derivatives.vjp under an active cache: a miss stores, a hit returns every argument's
+    Exact bit for bit (arrays, a 0-d scalar partial, integer labels among the arguments); the
+    cotangent is part of the key; a corrupt gradient entry is recomputed."""
+    from infoaudit.reference import derivatives as D
+
+    z = np.array([[1.0, 2.0, 3.5], [1e-3, -7.0, 2.0]])
+    cases = [("softmax", (z,), None), ("softmax", (z,), np.array([[1.0, -2.0, 0.5], [0.0, 1.0, 3.0]])),
+             ("cross_entropy", (z, np.array([2, 0])), None),
+             ("distillation_loss", (z, z[::-1].copy(), 2.0), None)]
+    with C.use_cache(tmp_path) as cache:
+        for name, args, cot in cases:
+            fresh = D.vjp_uncached(name, *args, cotangent=cot)
+            for _ in range(2):   # miss, then hit
+                got = D.vjp(name, *args, cotangent=cot)
+                assert list(got) == list(fresh)
+                for arg in fresh:
+                    _same(got[arg], fresh[arg])
+        assert cache.stats["misses"] == len(cases) and cache.stats["hits"] == len(cases)
+        assert got["T"].hi.shape == ()
+        for p, _, _ in cache.entries():   # damage every entry: each is detected and recomputed
+            with open(p, "r+b") as fh:
+                fh.seek(-1, os.SEEK_END)
+                fh.write(b"\x00" if fh.read(1) != b"\x00" else b"\x01")
+        again = D.vjp("softmax", z)
+        assert cache.stats["corrupt"] == 1
+        _same(again["z"], D.vjp_uncached("softmax", z)["z"])
+    assert reference.active_cache() is None

@@ -19,6 +19,9 @@ entries (by mtime; a hit refreshes an hour-old mtime) go first. A cache that can
 
 Use: ``with use_cache(DIR): ...`` (or :func:`activate` for a whole process, e.g. in a pool
 initializer) makes ``reference.evaluate`` consult it; :func:`cached_evaluate` is the explicit form.
+Exact gradients (``reference.derivatives.vjp``) go through the same store
+(:meth:`ReferenceCache.vjp`): keyed by the arguments and the cotangent (or "the default one"),
+the code fingerprint including ``derivatives.py``; an entry holds one Exact per argument.
 
 In process, in front of it: :func:`remember` -- one LRU of exact results per whole input (keyed by
 :func:`case_key`: the quantity, the dtype and the exact bytes of every argument), shared by the
@@ -59,6 +62,7 @@ TOUCH_AFTER_S = 3600.0    # a hit refreshes the mtime of an entry older than thi
 STALE_TMP_S = 600.0       # temporary files older than this are a dead writer's: removed by a trim
 TRIM_EVERY = 256          # writes between trims (and at the first write of a process)
 _CODE = ("__init__.py", "engine.py", "fast.py", "fast_kernels.py", "formulas.py")
+_VJP_CODE = _CODE + ("derivatives.py",)
 
 
 def default_dir() -> str:
@@ -70,15 +74,16 @@ def default_dir() -> str:
     return os.path.join(base, "infoaudit")
 
 
-@lru_cache(maxsize=1)
-def code_fingerprint() -> str:
-    """SHA-256 of the reference's source (this package's evaluation path, quantities, dtypes)
-    and the mpmath version: part of every key, so changed code never reads old values."""
+@lru_cache(maxsize=4)
+def code_fingerprint(files=_CODE) -> str:
+    """SHA-256 of the reference's source (this package's evaluation path, quantities, dtypes;
+    ``files``: the modules of this package hashed) and the mpmath version: part of every key,
+    so changed code never reads old values."""
     import mpmath
 
     h = hashlib.sha256(f"format {FORMAT}; mpmath {mpmath.__version__}".encode())
     here = os.path.dirname(os.path.abspath(__file__))
-    paths = [os.path.join(here, f) for f in _CODE]
+    paths = [os.path.join(here, f) for f in files]
     paths += [os.path.join(os.path.dirname(here), f) for f in ("quantities.py", "dtypes.py")]
     for p in paths:
         h.update(os.path.basename(p).encode())
@@ -138,12 +143,15 @@ class ReferenceCache:
         return f"ReferenceCache({self.directory!r}, max_bytes={self.max_bytes})"
 
     # -- keys and paths
-    def key(self, name, args) -> str | None:
+    def key(self, name, args, kind=None) -> str | None:
         """Hex key of (quantity, arguments, budget, code); None when an argument has no exact
-        byte form (such calls are evaluated, never cached)."""
+        byte form (such calls are evaluated, never cached). ``kind="vjp"``: an exact gradient
+        (the code of ``derivatives.py`` in the fingerprint; the cotangent among ``args``)."""
         from .. import quantities
 
-        h = hashlib.sha256(code_fingerprint().encode() + b"\0")
+        h = hashlib.sha256(code_fingerprint(_VJP_CODE if kind == "vjp" else _CODE).encode() + b"\0")
+        if kind is not None:
+            h.update(b"kind " + str(kind).encode() + b"\0")
         h.update(quantities.get(name).name.encode() + b"\0")
         h.update(b"budget " + str(precision_limit()).encode() + b"\0")
         h.update(b"N" + str(len(args)).encode())
@@ -177,6 +185,30 @@ class ReferenceCache:
         if time.perf_counter() - t0 >= self.min_seconds:
             self.put(key, ex)
         return ex
+
+    def vjp(self, name, args, cotangent, compute):
+        """``compute(name, *args, cotangent=cotangent)`` (``derivatives.vjp_uncached``: a dict
+        ``{argument: Exact}``) through the cache, as :meth:`evaluate` does for values."""
+        cot = False if cotangent is None else np.ascontiguousarray(cotangent, dtype=np.float64)
+        key = self.key(name, list(args) + [cot], kind="vjp")
+        if key is None:
+            return compute(name, *args, cotangent=cotangent)
+        got = self.get(key)
+        if got is not None:
+            self.stats["hits"] += 1
+            if isinstance(got, PrecisionBudgetExceeded):
+                raise got
+            return got
+        self.stats["misses"] += 1
+        t0 = time.perf_counter()
+        try:
+            out = compute(name, *args, cotangent=cotangent)
+        except PrecisionBudgetExceeded as e:
+            self.put(key, e)
+            raise
+        if time.perf_counter() - t0 >= self.min_seconds:
+            self.put(key, out)
+        return out
 
     # -- entries
     def get(self, key: str):
@@ -300,22 +332,37 @@ class ReferenceCache:
                 os.unlink(p)
 
 
+def _exact_part(value):
+    """(head, arrays) of one Exact; None when it holds mpf values (not stored)."""
+    if value.values is not None:
+        return None
+    und = value.undecided
+    head = {"shape": list(value.hi.shape), "source": value.source,
+            "max_prec": None if value.max_prec is None else int(value.max_prec), "undecided": und is not None}
+    arrays = [np.ascontiguousarray(value.hi, dtype="<f8").tobytes(), np.ascontiguousarray(value.lo, dtype="<f8").tobytes()]
+    if und is not None:
+        arrays.append(np.ascontiguousarray(und, dtype=np.uint8).tobytes())
+    return head, arrays
+
+
 def _encode(key, value):
-    if isinstance(value, PrecisionBudgetExceeded):
+    if isinstance(value, dict) and value and all(isinstance(v, Exact) for v in value.values()):
+        parts = [_exact_part(v) for v in value.values()]
+        if any(p is None for p in parts):
+            return None
+        head = {"v": FORMAT, "key": key, "kind": "vjp",
+                "parts": [dict(p[0], arg=str(a)) for a, p in zip(value, parts)]}
+        arrays = [b for p in parts for b in p[1]]
+    elif isinstance(value, PrecisionBudgetExceeded):
         head = {"v": FORMAT, "key": key, "kind": "over_budget", "needed": int(value.needed),
                 "limit": int(value.limit)}
         arrays = []
     elif isinstance(value, Exact):
-        if value.values is not None:  # mpf values are not stored: such a result is not cached
+        part = _exact_part(value)
+        if part is None:  # mpf values are not stored: such a result is not cached
             return None
-        und = value.undecided
-        head = {"v": FORMAT, "key": key, "kind": "exact", "shape": list(value.hi.shape), "source": value.source,
-                "max_prec": None if value.max_prec is None else int(value.max_prec),
-                "undecided": und is not None}
-        arrays = [np.ascontiguousarray(value.hi, dtype="<f8").tobytes(),
-                  np.ascontiguousarray(value.lo, dtype="<f8").tobytes()]
-        if und is not None:
-            arrays.append(np.ascontiguousarray(und, dtype=np.uint8).tobytes())
+        head = dict({"v": FORMAT, "key": key, "kind": "exact"}, **part[0])
+        arrays = part[1]
     else:
         return None
     hj = json.dumps(head, separators=(",", ":")).encode()
@@ -337,12 +384,27 @@ def _decode(data: bytes, key: str):
     rest = body[4 + hl:]
     if head["kind"] == "over_budget":
         return PrecisionBudgetExceeded(int(head["needed"]), int(head["limit"]))
+    if head["kind"] == "vjp":
+        out = {}
+        for part in head["parts"]:
+            out[part["arg"]], rest = _decode_exact(part, rest)
+        if rest:
+            raise ValueError("trailing bytes in a gradient entry")
+        return out
     if head["kind"] != "exact":
         raise ValueError("unknown entry kind")
+    ex, rest = _decode_exact(head, rest)
+    if rest:
+        raise ValueError("truncated entry")
+    return ex
+
+
+def _decode_exact(head, rest):
+    """(Exact, the bytes after it) of one stored Exact described by ``head``."""
     shape = tuple(int(s) for s in head["shape"])
     n = int(np.prod(shape, dtype=np.int64))
     want = 16 * n + (n if head["undecided"] else 0)
-    if len(rest) != want:
+    if len(rest) < want:
         raise ValueError("truncated entry")
     hi = np.frombuffer(rest, dtype="<f8", count=n).astype(np.float64).reshape(shape)
     lo = np.frombuffer(rest, dtype="<f8", count=n, offset=8 * n).astype(np.float64).reshape(shape)
@@ -352,7 +414,7 @@ def _decode(data: bytes, key: str):
     ex = Exact(hi, lo, undecided=und, source=head["source"])
     if head["max_prec"] is not None:
         ex.max_prec = int(head["max_prec"])  # checked against the active budget, as when computed
-    return ex
+    return ex, rest[want:]
 
 
 _CACHES: dict = {}

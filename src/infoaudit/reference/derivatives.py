@@ -740,8 +740,19 @@ def vjp(name, *args, cotangent=None) -> dict:
     """Exact gradient of sum(cotangent * quantity(*args)) w.r.t. each float argument.
 
     Returns {argument name: Exact} in argument order; arrays have the argument's (broadcast)
-    shape, scalar arguments (T, eps, beta) a 0-d Exact holding the total over all rows.
+    shape, scalar arguments (T, eps, beta) a 0-d Exact holding the total over all rows. Served
+    by the active reference cache, if any (the persistent store of :mod:`.cache`, as values).
     """
+    from . import active_cache
+
+    cache = active_cache()
+    if cache is not None and hasattr(cache, "vjp"):
+        return cache.vjp(name, args, cotangent, vjp_uncached)
+    return vjp_uncached(name, *args, cotangent=cotangent)
+
+
+def vjp_uncached(name, *args, cotangent=None) -> dict:
+    """:func:`vjp` computed here (no cache)."""
     from .. import quantities
 
     q = quantities.get(name)
@@ -816,4 +827,4 @@ def grad_formula(name):
     return GRADIENTS[name]
 
 
-__all__ = ["vjp", "default_cotangent", "differentiable_args", "GRADIENTS", "grad_formula", "prepare", "bad_logits", "softmax_weights", "cot_units", "unit_size"]
+__all__ = ["vjp", "vjp_uncached", "default_cotangent", "differentiable_args", "GRADIENTS", "grad_formula", "prepare", "bad_logits", "softmax_weights", "cot_units", "unit_size"]
