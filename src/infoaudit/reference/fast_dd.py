@@ -26,7 +26,9 @@ from numba import njit
 
 from .fast_kernels import (
     decide_core,
+    f2i,
     fast_two_sum,
+    i2f,
     is_narrow_midpoint,
     log1p_small,
     pow2,
@@ -34,7 +36,7 @@ from .fast_kernels import (
     two_sum,
 )
 
-__all__ = ["log_dd", "log1p_dd", "div_d", "mul_dd", "decide1", "decide_exact_plus_small", "finish_scaled",
+__all__ = ["log_dd", "log_core", "log2_estimate", "log1p_dd", "div_d", "mul_dd", "decide1", "decide_exact_plus_small", "finish_scaled",
            "scale_exact"]
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
@@ -79,19 +81,24 @@ def log_dd(xh, xl, thi, tlo, L1, L2a, L2b):
         xl = xl * P2M200
         off = 200
     N0 = int(math.floor(math.log2(xh) * 65536.0 + 0.5))  # a choice only: what matters is checked
-    E = N0 >> 16
     j = N0 & 65535
+    return log_core(xh, xl, N0, thi[j], tlo[j], off, L1, L2a, L2b)
+
+
+@njit(**_JIT)
+def log_core(xh, xl, N0, Th, Tl, off, L1, L2a, L2b):
+    """The part of :func:`log_dd` after the choice of N0 (any integer: the checks decide) and the
+    table loads Th, Tl = T_(N0 mod 2^16); xh in [2^-1000, 2^1000) once scaled by 2^-off."""
+    E = N0 >> 16
     sc = pow2(-E)
     Mh = xh * sc  # exact scalings
     Ml = xl * sc
-    Th = thi[j]
-    Tl = tlo[j]
     Dh, Dl = two_sum(Mh - Th, Ml - Tl)  # Mh - Th exact (Sterbenz)
     vh = Dh / Th
     p, pe = two_prod(vh, Th)
     rv = (((Dh - p) - pe) + Dl) - vh * Tl  # Dh - p exact (Sterbenz)
     vl = rv / Th
-    good = (abs(vh) <= P2M17) and (abs(vl) <= P2M50 * abs(vh))
+    good = (abs(vh) <= P2M17) & (abs(vl) <= P2M50 * abs(vh))
     lh, ll = log1p_small(vh, vl)
     N = N0 + off * 65536
     Nf = float(N)
@@ -103,11 +110,26 @@ def log_dd(xh, xl, thi, tlo, L1, L2a, L2b):
     Ll = ((e1 + e2) + a3) + ll
     S = ((abs(e1) + abs(e2)) + abs(a3)) + abs(ll)
     Lh, Ll = fast_two_sum(Lh, Ll)
-    if N == 0:  # x = 1 + v exactly (T_0 = 1): relative bound
-        rad = (P2M85 * abs(vh) + (P2M1060 if vh != 0.0 else 0.0)) * (1.0 + P2M40)
-    else:
-        rad = ((P2M100 + abs(Nf) * P2M120) + P2M50 * S) * (1.0 + P2M40)
+    # N = 0: x = 1 + v exactly (T_0 = 1): relative bound
+    rad0 = (P2M85 * abs(vh) + (P2M1060 if vh != 0.0 else 0.0)) * (1.0 + P2M40)
+    rad1 = ((P2M100 + abs(Nf) * P2M120) + P2M50 * S) * (1.0 + P2M40)
+    rad = rad0 if N == 0 else rad1
     return Lh, Ll, rad, good
+
+
+@njit(**_JIT)
+def log2_estimate(x):
+    """A branch-free estimate of log2 x for normal x (error < 2^-23): the choice of N0 in the
+    vectorised kernels (no libm call); any error only costs a failed check (escalation)."""
+    bits = f2i(x)
+    e = ((bits >> 52) & 2047) - 1023
+    m = i2f((bits & 4503599627370495) | 4607182418800017408)  # mantissa in [1, 2)
+    big = m > 1.4142135623730951
+    m = m * 0.5 if big else m
+    ef = float(e) + (1.0 if big else 0.0)
+    t = (m - 1.0) / (m + 1.0)
+    t2 = t * t
+    return ef + t * (2.8853900817779268 + t2 * (0.9617966939259756 + t2 * (0.5770780163555854 + t2 * 0.4121985831111324)))
 
 
 @njit(**_JIT)

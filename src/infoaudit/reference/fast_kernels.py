@@ -778,3 +778,5 @@ def rows_outputs(z, rows, mode, thi, tlo, L1, L2a, L2b, inv, info, out_hi, out_l
 # around the table loads, as row_pass does)
 exp_a = _exp_a
 exp_c = _exp_c
+f2i = _f2i
+i2f = _i2f

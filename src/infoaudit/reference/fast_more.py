@@ -113,7 +113,8 @@ def make(consts, engine_rows, engine):
             ch, cl = inv_factorials_dd(RK.TAYLOR_TOP)
             key = "entropy" if bits else name
             lg_h, lg_l = log2e_dd()
-            RK.reduce_rows(RK.ROW_KERNELS[key], x, y, *consts(), ch, cl, bits, lg_h, lg_l, hi, lo, ok, code)
+            kern = RK.reduce_rows if key == "gaussian_kl" else RK.reduce_rows_log  # the log ones vectorised
+            kern(RK.ROW_KERNELS[key], x, y, *consts(), ch, cl, bits, lg_h, lg_l, hi, lo, ok, code)
             return hi.reshape(shape[:-1]), lo.reshape(shape[:-1]), ok.reshape(shape[:-1])
         f.__name__ = name
         return f

@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
-from .fast_dd import decide1, div_d, log_dd, mul_dd, scale_exact
+from .fast_dd import decide1, div_d, log2_estimate, log_core, log_dd, mul_dd, scale_exact
 from .fast_kernels import EXP_REL, U, exp_dd1, fast_two_sum, two_prod, two_sum
 
-__all__ = ["reduce_rows", "label_smoothing_rows", "ROW_KERNELS", "CODE_OK", "CODE_NAN", "CODE_PINF",
+__all__ = ["reduce_rows", "reduce_rows_log", "label_smoothing_rows", "ROW_KERNELS", "CODE_OK", "CODE_NAN", "CODE_PINF",
            "CODE_ESCALATE"]
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
 # powers of two as module constants (numba freezes globals; a literal 2.0 ** -n is a runtime power)
 P2P500 = 2.0 ** 500
 P2P900 = 2.0 ** 900
+P2P1000 = 2.0 ** 1000
 P2M40 = 2.0 ** -40
 P2M50 = 2.0 ** -50
 P2M52 = 2.0 ** -52
@@ -210,36 +212,144 @@ def reduce_rows(q, x, y, thi, tlo, L1, L2a, L2b, inv, ch, cl, bits, lg_h, lg_l, 
                 huge = True
             elif code != 4 and event == 0:
                 event = code
-        out_lo[r] = 0.0
-        if event == 1 or (event != 0 and q != R_KL and q != R_GAUSS and _has_nan(q, x, y, r, n)):
-            out_hi[r] = NAN
-            out_ok[r] = True
-            out_code[r] = CODE_NAN
-            continue
-        if esc:
-            out_hi[r] = NAN
-            out_ok[r] = False
-            out_code[r] = CODE_ESCALATE
-            continue
-        if event == 2 or huge:
-            out_hi[r] = INF
-            out_ok[r] = True
-            out_code[r] = CODE_PINF
-            continue
-        A = (U * ca + aerr) * slack
-        hi, lo = two_sum(s, c)
-        if q == R_ENTROPY or q == R_XENT_PROBS:
-            hi = -hi
-            lo = -lo
-        if bits and not (hi == 0.0 and lo == 0.0 and A == 0.0):
-            bh, bl, me = mul_dd(hi, lo, lg_h, lg_l)
-            A = (me + A * lg_h * 1.01 + P2M104 * abs(bh)) * (1.0 + P2M40)
-            hi, lo = bh, bl
-        h, l, ok = decide1(hi, lo, A)
-        out_hi[r] = h
-        out_lo[r] = l
-        out_ok[r] = ok
-        out_code[r] = CODE_OK
+        _row_finish(q, r, s, c, ca, aerr, event, esc, huge, slack, bits, lg_h, lg_l, x, y, n, out_hi, out_lo,
+                    out_ok, out_code)
+
+
+@njit(**_JIT)
+def _row_finish(q, r, s, c, ca, aerr, event, esc, huge, slack, bits, lg_h, lg_l, x, y, n, out_hi, out_lo, out_ok,
+                out_code):
+    """Row r's result from its sum s + c (|error| <= (u ca + aerr) slack) and its event codes."""
+    out_lo[r] = 0.0
+    if event == 1 or (event != 0 and q != R_KL and q != R_GAUSS and _has_nan(q, x, y, r, n)):
+        out_hi[r] = NAN
+        out_ok[r] = True
+        out_code[r] = CODE_NAN
+        return
+    if esc:
+        out_hi[r] = NAN
+        out_ok[r] = False
+        out_code[r] = CODE_ESCALATE
+        return
+    if event == 2 or huge:
+        out_hi[r] = INF
+        out_ok[r] = True
+        out_code[r] = CODE_PINF
+        return
+    A = (U * ca + aerr) * slack
+    hi, lo = two_sum(s, c)
+    if q == R_ENTROPY or q == R_XENT_PROBS:
+        hi = -hi
+        lo = -lo
+    if bits and not (hi == 0.0 and lo == 0.0 and A == 0.0):
+        bh, bl, me = mul_dd(hi, lo, lg_h, lg_l)
+        A = (me + A * lg_h * 1.01 + P2M104 * abs(bh)) * (1.0 + P2M40)
+        hi, lo = bh, bl
+    h, l, ok = decide1(hi, lo, A)
+    out_hi[r] = h
+    out_lo[r] = l
+    out_ok[r] = ok
+    out_code[r] = CODE_OK
+
+
+BLK = 256  # elements per block of the vectorised kernel
+
+
+@njit(**_JIT)
+def reduce_rows_log(q, x, y, thi, tlo, L1, L2a, L2b, inv, ch, cl, bits, lg_h, lg_l, out_hi, out_lo, out_ok,
+                    out_code):
+    """:func:`reduce_rows` for entropy, cross_entropy_probs and KL, vectorised: per block, the
+    log argument (p, q or the double-double p / q) and N0 = round(2^16 log2_estimate) branch-free,
+    the table loads, then ``fast_dd.log_core`` and the product (the operations of :func:`_term`
+    with N0 chosen without libm); entries outside [2^-1000, 2^1000) (KL: [2^-900, 2^900]), zeros,
+    NaN, inf and failed checks go through the scalar :func:`_term`, in order."""
+    R, n = x.shape
+    slack = (1.0 + 2.0 * (2 * n + 16) * U) * (1.0 + P2M50)
+    bh = np.empty(BLK)
+    bl = np.empty(BLK)
+    brel = np.empty(BLK)
+    bN = np.empty(BLK, np.int64)
+    bTh = np.empty(BLK)
+    bTl = np.empty(BLK)
+    bth = np.empty(BLK)
+    btl = np.empty(BLK)
+    berr = np.empty(BLK)
+    bslow = np.empty(BLK, np.bool_)
+    for r in range(R):
+        s = 0.0
+        c = 0.0
+        ca = 0.0
+        aerr = 0.0
+        event = 0
+        esc = False
+        huge = False
+        for i0 in range(0, n, BLK):
+            mb = min(BLK, n - i0)
+            for ii in range(mb):
+                a = x[r, i0 + ii]
+                b = y[r, i0 + ii]
+                if q == R_ENTROPY:
+                    valid = (a >= P2M1000) & (a < P2P1000)
+                    ah = a if valid else 1.0
+                    al = 0.0
+                    rel = 0.0
+                elif q == R_XENT_PROBS:
+                    valid = (a >= P2M1000) & (a < P2P1000) & (b >= P2M1000) & (b < P2P1000)
+                    ah = b if valid else 1.0
+                    al = 0.0
+                    rel = 0.0
+                else:
+                    valid = (a >= P2M900) & (a <= P2P900) & (b >= P2M900) & (b <= P2P900)
+                    qh, ql, qerr = div_d(a if valid else 1.0, b if valid else 1.0)
+                    valid = valid & (qh >= P2M900) & (qh <= P2P900)
+                    ah = qh if valid else 1.0
+                    al = ql if valid else 0.0
+                    rel = (qerr / (ah * (1.0 - P2M50))) * (1.0 + P2M40)
+                bh[ii] = ah
+                bl[ii] = al
+                brel[ii] = rel
+                bN[ii] = int(math.floor(log2_estimate(ah) * 65536.0 + 0.5))
+                bslow[ii] = not valid
+            for ii in range(mb):
+                j = bN[ii] & 65535
+                bTh[ii] = thi[j]
+                bTl[ii] = tlo[j]
+            for ii in range(mb):
+                w = x[r, i0 + ii]
+                Lh, Ll, rad, good = log_core(bh[ii], bl[ii], bN[ii], bTh[ii], bTl[ii], 0, L1, L2a, L2b)
+                rad = rad + brel[ii]
+                w = w if not bslow[ii] else 0.0
+                mh, ml, me = mul_dd(w, 0.0, Lh, Ll)
+                use = good & (not bslow[ii])
+                bth[ii] = mh if use else 0.0
+                btl[ii] = ml if use else 0.0
+                berr[ii] = (me + w * rad * 1.01) if use else 0.0
+                bslow[ii] = not use
+            for ii in range(mb):
+                s, e = two_sum(s, bth[ii])
+                c = c + e
+                ca = ca + abs(c)
+                c = c + btl[ii]
+                ca = ca + abs(c)
+                aerr = aerr + berr[ii]
+            for ii in range(mb):
+                if bslow[ii]:
+                    th, tl, terr, code = _term(q, x[r, i0 + ii], y[r, i0 + ii], thi, tlo, L1, L2a, L2b, inv, ch, cl)
+                    if code == 0:
+                        s, e = two_sum(s, th)
+                        c = c + e
+                        ca = ca + abs(c)
+                        c = c + tl
+                        ca = ca + abs(c)
+                        aerr = aerr + terr
+                    elif code == 3:
+                        esc = True
+                    elif code == 5:
+                        huge = True
+                    elif code != 4 and event == 0:
+                        event = code
+        _row_finish(q, r, s, c, ca, aerr, event, esc, huge, slack, bits, lg_h, lg_l, x, y, n, out_hi, out_lo,
+                    out_ok, out_code)
 
 
 @njit(**_JIT)
