@@ -118,7 +118,7 @@ GROUPS = (("rlhf_kl_penalty", "float64"), ("softmax", "float16"))
 
 AUDIT = """
 import json, sys
-from infoaudit.audits import runner
+from infoaudit import run as runner
 out = {}
 for qn, dt in json.loads(sys.argv[1]):
     r = runner.run_group({"quantity": qn, "dtype": dt, "profile": "quick", "seed": 0, "backends": ["numpy"]})

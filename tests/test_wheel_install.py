@@ -86,7 +86,7 @@ def source_files() -> set[str]:
 PROBE = r"""
 import importlib.metadata as md, json, sys, sysconfig
 import infoaudit
-from infoaudit.audits import profiles
+from infoaudit.gate import profiles
 print(json.dumps({
     "file": infoaudit.__file__,
     "purelib": sysconfig.get_paths()["purelib"],
