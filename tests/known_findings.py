@@ -245,11 +245,54 @@ def _table_rows(dtype, rng):
             "zero_row": zeros_row}
 
 
+def _sampled_case(name, dtype, rng):
+    """sampled_softmax_cross_entropy: a unigram Zipf proposal over N classes, 6 samples per row."""
+    lw = -np.log(np.arange(1, N + 1))
+    lq = np.broadcast_to(lw - np.log(np.exp(lw).sum()), (BATCH, N)).copy()
+    if name == "moderate":
+        return [rng.normal(size=(BATCH, N)) * 3, rng.integers(0, N, BATCH).astype(np.int64),
+                rng.integers(0, N, (BATCH, 6)).astype(np.int64), lq], None
+    X = math.log(FORMATS[dtype].max)
+    z = rng.normal(size=(BATCH, N))
+    y = np.arange(BATCH, dtype=np.int64) % N
+    smp = (y[:, None] + np.arange(1, 7)[None, :]) % N
+    rows = ["moderate", "hits_and_duplicates", "corrected_beyond_overflow", "masked_target", "dominant_sample",
+            "all_hits", "large_logits", "masked_samples"]
+    smp[1, :3] = y[1]
+    smp[1, 3:] = smp[1, 3]
+    lq[2, smp[2]] = -X - 2.0
+    z[3, y[3]] = -np.inf
+    z[4, smp[4, 0]] = 0.5 * X
+    smp[5] = y[5]
+    z[6] *= 0.25 * X
+    z[7, smp[7, :4]] = -np.inf
+    return [z, y, smp.astype(np.int64), lq], rows
+
+
+def _adaptive_case(name, dtype, rng):
+    """adaptive_log_softmax: d = N, S = 5, tails of 6 and 3 classes (projections N/2, N/4)."""
+    shapes = [(7, N), (N // 2, N), (6, N // 2), (N // 4, N), (3, N // 4)]
+    ws = [rng.uniform(-1, 1, sh) / np.sqrt(sh[1]) for sh in shapes]
+    h = rng.normal(size=(BATCH, N))
+    if name == "moderate":
+        return [h] + ws, None
+    X = math.log(FORMATS[dtype].max)
+    scale = np.array([1.0, 30.0, 0.0, X, 2 * X, 1e-3, 100.0, 4.0])[:, None]
+    rows = ["moderate", "large", "zero_hidden", "head_near_overflow", "head_beyond_overflow", "tiny_hidden",
+            "very_large", "wide"]
+    return [h * scale] + ws, rows
+
+
+_CASE_BUILDERS = {"sampled_softmax_cross_entropy": _sampled_case, "adaptive_log_softmax": _adaptive_case}
+
+
 def case(qname, name, dtype):
     """(args, labels): the arguments in the registry's order (float64 / int64 / float) and the
     names of the output elements' rows (None for the moderate case)."""
     q = REGISTRY[qname]
     rng = _rng(qname, name)
+    if qname in _CASE_BUILDERS:
+        return _CASE_BUILDERS[qname](name, dtype, rng)
     kinds = tuple(a.kind for a in q.args)
     if name == "moderate":
         return _moderate(q, kinds, rng), None
@@ -387,6 +430,10 @@ def scale(qname, inputs, exact):
          for v in inputs]
     y = np.abs(exact)
     L = np.log
+    if qname in _CASE_BUILDERS:  # the judge's envelope S (infoaudit.judging.scales), stated there
+        from infoaudit import judging
+
+        return judging.envelope(qname, inputs)
     with np.errstate(all="ignore"):
         if qname == "softmax":
             z = x[0]
@@ -463,6 +510,10 @@ def scale(qname, inputs, exact):
 
 def n_terms(qname, inputs):
     q = REGISTRY[qname]
+    if qname in _CASE_BUILDERS:
+        from infoaudit.judging.scales import reduction_length
+
+        return reduction_length(qname, inputs)
     first = inputs[q.float_args[0]]
     if q.structure in ("row", "row_reduce"):
         return first.shape[-1]

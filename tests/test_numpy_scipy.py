@@ -110,6 +110,23 @@ INPUTS = {
     "joint_entropy": ((TABLE_MOD,), (TABLE_EXT,)),
     "conditional_entropy": ((TABLE_MOD,), (TABLE_EXT,)),
     "mutual_information": ((TABLE_MOD,), (TABLE_EXT,)),
+    # sampled softmax: a = z - log q over [y] + samples; extreme: hits and duplicates, corrected logits
+    # beyond the float16 exp overflow threshold, a masked target (+inf), every sample a hit (0)
+    "sampled_softmax_cross_entropy": (
+        (np.array([[1.0, 2.0, 0.0, 3.0], [0.5, -1.0, 2.0, 0.25]]), np.array([0, 2]),
+         np.array([[1, 2, 3], [0, 1, 3]]), np.log(np.array([[0.4, 0.3, 0.2, 0.1]] * 2))),
+        (np.array([[1.0, 2.0, 0.0, 3.0], [0.0, 1.0, 0.5, 0.0], [-INF, 2.0, 0.0, 3.0], [5.0, 1.0, 0.0, 3.0]]),
+         np.array([0, 0, 0, 2]), np.array([[0, 1, 1], [1, 2, 1], [1, 3, 3], [2, 2, 2]]),
+         np.array([[-1.0, -2.0, -2.0, -1.0], [-1.0, -20.0, -20.0, -1.0], [-1.0, -2.0, -2.0, -1.0],
+                   [-1.0, -2.0, -2.0, -1.0]]))),
+    # adaptive softmax: d = 4, S = 2, tails of 3 and 2 classes; extreme: a head log-probability near 0
+    "adaptive_log_softmax": (
+        (np.array([[1.0, -0.5, 0.25, 2.0]]), np.array([[0.5, 0, 0, 0.25], [0, 1, 0, 0], [0, 0, 1, 0], [0.25, 0, 0, 1]]),
+         np.array([[1.0, 0, 0, 0], [0, 1, 0, 0]]), np.array([[1.0, 0], [0, 1], [0.5, 0.5]]),
+         np.array([[0, 0, 1.0, 1.0]]), np.array([[1.0], [-1.0]])),
+        (np.array([[9.0, 1.0, 3.0, -8.0]]),
+         np.array([[-0.5, 0, 0, 0.125], [-0.03125, 1, 0, -0.25], [-1, 0, 0, 0], [-1, 0, 0, 0]]),
+         np.zeros((2, 4)), np.zeros((3, 2)), np.zeros((1, 4)), np.zeros((2, 1)))),
 }
 SETS = ("moderate", "extreme")
 
@@ -133,6 +150,11 @@ def scale(name, ins, ystar):
     """(S, n): term magnitudes reaching the result, number of reduced terms (see module doc)."""
     a = [np.asarray(v, dtype=np.float64) if isinstance(v, np.ndarray) else v for v in ins]
     y = _fin(ystar)
+    if name in ("sampled_softmax_cross_entropy", "adaptive_log_softmax"):  # the judge's envelope S
+        from infoaudit import judging
+        from infoaudit.judging.scales import reduction_length
+
+        return judging.envelope(name, ins), reduction_length(name, ins)
     with np.errstate(all="ignore"):
         if name in ("softmax", "log_softmax", "logsumexp", "cross_entropy", "label_smoothing_cross_entropy"):
             z = a[0]

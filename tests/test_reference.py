@@ -95,7 +95,7 @@ def test_every_design_row_is_tested_here():
               "cross_entropy_probs", "cross_entropy", "nll_loss", "binary_cross_entropy",
               "binary_cross_entropy_with_logits", "label_smoothing_cross_entropy", "distillation_loss",
               "rlhf_kl_penalty", "gaussian_kl", "joint_entropy", "conditional_entropy",
-              "mutual_information"]
+              "mutual_information", "sampled_softmax_cross_entropy", "adaptive_log_softmax"]
     assert sorted(design) == sorted(REGISTRY)
     import sys
     mod = sys.modules[__name__]
@@ -400,6 +400,21 @@ def test_mutual_information():
     py = [M(0.1) + M(0.3), M(0.2) + M(0.4)]
     want = mp.fsum(M(P[i][j]) * mp.log(M(P[i][j]) / (px[i] * py[j])) for i in range(2) for j in range(2))
     check(ev("mutual_information", [P]), [want])
+
+
+def test_sampled_softmax_cross_entropy():
+    # a = z - log q = [2, 4, 2, 4]; y = 0, samples [1, 2, 0] (the hit on 0 removed): log(e^2 + e^4 + e^2) - 2
+    ex = ev("sampled_softmax_cross_entropy", [[1.0, 2.0, 0.0, 3.0]], np.array([0]), np.array([[1, 2, 0]]),
+            [[-1.0, -2.0, -2.0, -1.0]])
+    check(ex, [lse([2, 4, 2]) - 2])      # more tests: tests/test_sampled_softmax.py
+
+
+def test_adaptive_log_softmax():
+    # d = 1, h = 2, S = 1: head logits [2, 0, 2] (rows 1, 0, 1); tail 1 logits 2 * [1, -1] (proj 1),
+    # tail 2 one class: log p = [2 - L, -L + (2 - lse(2, -2)), -L + (-2 - lse(2, -2)), 2 - L], L = lse(2, 0, 2)
+    ex = ev("adaptive_log_softmax", [[2.0]], [[1.0], [0.0], [1.0]], [[1.0]], [[1.0], [-1.0]], [[1.0]], [[3.0]])
+    L, T = lse([2, 0, 2]), lse([2, -2])
+    check(ex, [2 - L, -L + 2 - T, -L - 2 - T, 2 - L])      # more tests: tests/test_adaptive_softmax.py
 
 
 # ---------------------------------------------------------------- rounding to narrower dtypes
