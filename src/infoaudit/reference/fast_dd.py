@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 from .fast_kernels import (
@@ -36,7 +37,7 @@ from .fast_kernels import (
     two_sum,
 )
 
-__all__ = ["log_dd", "log_core", "log2_estimate", "log1p_dd", "div_d", "mul_dd", "decide1", "decide_exact_plus_small", "finish_scaled",
+__all__ = ["log_dd", "log_core", "log2_estimate", "log_array", "log1p_dd", "div_d", "mul_dd", "decide1", "decide_exact_plus_small", "finish_scaled",
            "scale_exact"]
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
@@ -253,3 +254,50 @@ def decide_exact_plus_small(ah, al, b, berr):
     if (al > 0.0) == (b > 0.0):  # a tie, b pushes past it: the neighbour of ah beyond the tie
         return ah + 2.0 * al, -al, True, True
     return ah, al, True, True  # a tie, b pulls back: ah, remainder al + b of al's sign
+
+
+LBLK = 256
+
+
+@njit(**_JIT)
+def log_array(xh, xl, thi, tlo, L1, L2a, L2b, Lh, Ll, rad, good):
+    """:func:`log_dd` over flat arrays, vectorised in blocks (N0 from :func:`log2_estimate`, the
+    table loads, :func:`log_core`); entries outside [2^-1000, 2^1000) go through the scalar
+    :func:`log_dd`; entries <= 0 or not finite get good = False."""
+    n = xh.size
+    bN = np.empty(LBLK, np.int64)
+    bTh = np.empty(LBLK)
+    bTl = np.empty(LBLK)
+    for i0 in range(0, n, LBLK):
+        mb = min(LBLK, n - i0)
+        for ii in range(mb):
+            a = xh[i0 + ii]
+            ok = (a >= P2M1000) & (a < P2P1000)
+            bN[ii] = int(math.floor(log2_estimate(a if ok else 1.0) * 65536.0 + 0.5))
+        for ii in range(mb):
+            j = bN[ii] & 65535
+            bTh[ii] = thi[j]
+            bTl[ii] = tlo[j]
+        for ii in range(mb):
+            a = xh[i0 + ii]
+            ok = (a >= P2M1000) & (a < P2P1000)
+            h, l, r, g = log_core(a if ok else 1.0, xl[i0 + ii] if ok else 0.0, bN[ii], bTh[ii], bTl[ii], 0, L1, L2a,
+                                  L2b)
+            Lh[i0 + ii] = h
+            Ll[i0 + ii] = l
+            rad[i0 + ii] = r
+            good[i0 + ii] = g & ok
+        for ii in range(mb):
+            a = xh[i0 + ii]
+            if not ((a >= P2M1000) & (a < P2P1000)) and a > 0.0 and a < INF:
+                h, l, r, g = log_dd(a, xl[i0 + ii], thi, tlo, L1, L2a, L2b)
+                Lh[i0 + ii] = h
+                Ll[i0 + ii] = l
+                rad[i0 + ii] = r
+                good[i0 + ii] = g
+            elif not good[i0 + ii] and a >= P2M1000 and a < P2P1000:  # a failed check: libm's choice
+                h, l, r, g = log_dd(a, xl[i0 + ii], thi, tlo, L1, L2a, L2b)
+                Lh[i0 + ii] = h
+                Ll[i0 + ii] = l
+                rad[i0 + ii] = r
+                good[i0 + ii] = g

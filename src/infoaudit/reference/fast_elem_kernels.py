@@ -18,6 +18,7 @@ from .fast_dd import (
     decide_exact_plus_small,
     finish_scaled,
     log1p_dd,
+    log_array,
     log_dd,
     mul_dd,
     scale_exact,
@@ -35,7 +36,8 @@ from .fast_kernels import (
     two_sum,
 )
 
-__all__ = ["elementwise", "KERNELS", "softplus_neg", "sigmoid_blocks"]
+__all__ = ["elementwise", "KERNELS", "softplus_neg", "sigmoid_blocks", "log_family", "xlog_combine",
+           "self_info_combine"]
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
 # powers of two as module constants (numba freezes globals; a literal 2.0 ** -n is a runtime power)
@@ -227,19 +229,33 @@ def bce_logits1(z, t, thi, tlo, L1, L2a, L2b, inv):
 @njit(**_JIT)
 def _xlog_terms(p, t, thi, tlo, L1, L2a, L2b):
     """t log p + (1 - t) log(1 - p) for p, t in [0, 1] (0 log 0 = 0) as (h, l, A, code):
-    code 0 finite, 1 -inf, 2 not certified (docs/fast_reference.md, 2.4)."""
+    code 0 finite, 1 -inf, 2 not certified (docs/fast_reference.md, 2)."""
+    g1 = False
+    L1h = L1l = r1 = 0.0
+    if p > 0.0:
+        L1h, L1l, r1, g1 = log_dd(p, 0.0, thi, tlo, L1, L2a, L2b)
+    g2 = False
+    L2h = L2l = r2 = 0.0
+    if P2M900 <= p < 1.0:
+        L2h, L2l, r2, g2 = log1p_dd(-p, 0.0, thi, tlo, L1, L2a, L2b)
+    return xlog_combine(p, t, L1h, L1l, r1, g1, L2h, L2l, r2, g2)
+
+
+@njit(**_JIT)
+def xlog_combine(p, t, L1h, L1l, r1, g1, L2h, L2l, r2, g2):
+    """:func:`_xlog_terms` from log p = L1h + L1l (+- r1, valid where g1) and log(1 - p) =
+    L2h + L2l (+- r2, valid where g2; used for 2^-900 <= p < 1)."""
     m1h = 0.0
     m1l = 0.0
     err1 = 0.0
     if t != 0.0:
         if p == 0.0:
             return 0.0, 0.0, 0.0, 1
-        Lh, Ll, rad, good = log_dd(p, 0.0, thi, tlo, L1, L2a, L2b)
-        if not good:
+        if not g1:
             return 0.0, 0.0, 0.0, 2
-        if not (Lh == 0.0 and Ll == 0.0 and rad == 0.0):
-            m1h, m1l, me = mul_dd(t, 0.0, Lh, Ll)
-            err1 = me + t * rad * 1.01
+        if not (L1h == 0.0 and L1l == 0.0 and r1 == 0.0):
+            m1h, m1l, me = mul_dd(t, 0.0, L1h, L1l)
+            err1 = me + t * r1 * 1.01
     m2h = 0.0
     m2l = 0.0
     err2 = 0.0
@@ -250,18 +266,16 @@ def _xlog_terms(p, t, thi, tlo, L1, L2a, L2b):
         if p == 0.0:
             L2h = 0.0
             L2l = 0.0
-            rad2 = 0.0
+            r2 = 0.0
         elif p < P2M900:  # log1p(-p) = -p (1 + theta), 0 <= theta <= p
             L2h = -p
             L2l = 0.0
-            rad2 = p * P2M899
-        else:
-            L2h, L2l, rad2, good = log1p_dd(-p, 0.0, thi, tlo, L1, L2a, L2b)
-            if not good:
-                return 0.0, 0.0, 0.0, 2
-        if not (L2h == 0.0 and L2l == 0.0 and rad2 == 0.0):
+            r2 = p * P2M899
+        elif not g2:
+            return 0.0, 0.0, 0.0, 2
+        if not (L2h == 0.0 and L2l == 0.0 and r2 == 0.0):
             m2h, m2l, me = mul_dd(oh, ol, L2h, L2l)
-            err2 = me + abs(oh) * rad2 * 1.01
+            err2 = me + abs(oh) * r2 * 1.01
     hi, e = two_sum(m1h, m2h)
     lo1 = e + m1l
     lo = lo1 + m2l
@@ -284,14 +298,21 @@ def bce1(p, t, thi, tlo, L1, L2a, L2b, inv):
 
 @njit(**_JIT)
 def self_information_bits1(p, thi, tlo, L1, L2a, L2b, inv, lg_h, lg_l):
+    g = False
+    Lh = Ll = rad = 0.0
+    if p > 0.0 and p < INF:
+        Lh, Ll, rad, g = log_dd(p, 0.0, thi, tlo, L1, L2a, L2b)
+    return self_info_combine(p, Lh, Ll, rad, g, lg_h, lg_l)
+
+
+@njit(**_JIT)
+def self_info_combine(p, Lh, Ll, rad, good, lg_h, lg_l):
+    """-log2 p from log p = Lh + Ll +- rad (valid where good)."""
     if p != p:
         return NAN, 0.0, True
     if p == 0.0:
         return INF, 0.0, True
-    if p == INF:
-        return NAN, 0.0, False
-    Lh, Ll, rad, good = log_dd(p, 0.0, thi, tlo, L1, L2a, L2b)
-    if not good:
+    if p == INF or not good:
         return NAN, 0.0, False
     if Lh == 0.0 and Ll == 0.0 and rad == 0.0:
         return 0.0, 0.0, True
@@ -428,3 +449,56 @@ def sigmoid_blocks(x, thi, tlo, L1, L2a, L2b, inv, out_hi, out_lo, out_ok):
                 out_hi[i0 + ii] = h
                 out_lo[i0 + ii] = l
                 out_ok[i0 + ii] = ok
+
+
+@njit(**_JIT)
+def log_family(q, p, t, thi, tlo, L1, L2a, L2b, lg_h, lg_l, out_hi, out_lo, out_ok):
+    """self_information_bits, binary_cross_entropy and binary_entropy_bits over flat arrays with
+    the logs from the vectorised ``fast_dd.log_array`` (log p and log(1 - p) as the double-double
+    1 - p), then the scalar combination of :func:`self_info_combine` / :func:`xlog_combine`."""
+    n = p.size
+    L1h = np.empty(n)
+    L1l = np.empty(n)
+    r1 = np.empty(n)
+    g1 = np.empty(n, np.bool_)
+    log_array(p, np.zeros(n), thi, tlo, L1, L2a, L2b, L1h, L1l, r1, g1)
+    if q == Q_SELF_INFO:
+        for i in range(n):
+            out_hi[i], out_lo[i], out_ok[i] = self_info_combine(p[i], L1h[i], L1l[i], r1[i], g1[i], lg_h, lg_l)
+        return
+    oh = np.empty(n)
+    ol = np.empty(n)
+    for i in range(n):
+        pi = p[i]
+        a, b = two_sum(1.0, -pi)  # 1 - p exactly
+        ok = (pi >= P2M900) & (pi < 1.0)
+        oh[i] = a if ok else 1.0
+        ol[i] = b if ok else 0.0
+    L2h = np.empty(n)
+    L2l = np.empty(n)
+    r2 = np.empty(n)
+    g2 = np.empty(n, np.bool_)
+    log_array(oh, ol, thi, tlo, L1, L2a, L2b, L2h, L2l, r2, g2)
+    for i in range(n):
+        pi = p[i]
+        ti = pi if q == Q_BIN_ENT else t[i]
+        if pi != pi or ti != ti:
+            out_hi[i], out_lo[i], out_ok[i] = NAN, 0.0, True
+            continue
+        h, l, A, code = xlog_combine(pi, ti, L1h[i], L1l[i], r1[i], g1[i], L2h[i], L2l[i], r2[i], g2[i])
+        if q == Q_BCE:
+            if code == 1:
+                out_hi[i], out_lo[i], out_ok[i] = INF, 0.0, True
+            elif code == 2:
+                out_hi[i], out_lo[i], out_ok[i] = NAN, 0.0, False
+            else:
+                out_hi[i], out_lo[i], out_ok[i] = decide1(-h, -l, A)
+        else:
+            if code != 0:
+                out_hi[i], out_lo[i], out_ok[i] = NAN, 0.0, False
+            elif h == 0.0 and l == 0.0 and A == 0.0:
+                out_hi[i], out_lo[i], out_ok[i] = 0.0, 0.0, True
+            else:
+                bh, bl, me = mul_dd(h, l, lg_h, lg_l)
+                A2 = (me + A * lg_h * 1.01 + P2M104 * abs(bh)) * (1.0 + P2M40)
+                out_hi[i], out_lo[i], out_ok[i] = decide1(-bh, -bl, A2)
