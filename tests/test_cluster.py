@@ -356,9 +356,9 @@ def _same_run(local, dist):
         assert a == b, f"{section} differ at {_first_difference(a, b)}"
 
 
-def _local_and_cluster(tmp_path, argv, timeout):
+def _local_and_cluster(tmp_path, argv, timeout, cluster_extra=()):
     docs = {}
-    for name, extra in (("local", ["-j", "2"]), ("cluster", ["--cluster", "local:2"])):
+    for name, extra in (("local", ["-j", "2"]), ("cluster", ["--cluster", "local:2", *cluster_extra])):
         out = tmp_path / name
         t0 = time.monotonic()
         p = _cli("run", *argv, "--no-report", "-q", "-o", str(out), *extra, timeout=timeout)
@@ -370,12 +370,33 @@ def _local_and_cluster(tmp_path, argv, timeout):
 
 def test_cli_cluster_run_equals_the_local_run_on_a_subset(tmp_path):
     """``infoaudit run --cluster local:2`` and the local pool give the same cells (value and
-    gradient cells, torch included where installed), and the cluster run records its tasks."""
+    gradient cells, torch included where installed); the cluster run records where and when each
+    task ran, both workers' fingerprints (the same here), its scale section (scale.json/.md) and,
+    with bokeh, Dask's performance report."""
     backends = "numpy,torch" if _has("torch") else "numpy"
+    report = tmp_path / "dask-report.html"
     docs = _local_and_cluster(tmp_path, ["--profile", "quick", "--quantities", "sigmoid,log_softmax",
-                                         "--dtypes", "float32", "--backends", backends, "--no-panels"], timeout=600)
+                                         "--dtypes", "float32", "--backends", backends, "--no-panels"], timeout=600,
+                              cluster_extra=["--performance-report", str(report)] if _has("bokeh") else [])
     _same_run(docs["local"], docs["cluster"])
     assert any(k.endswith("|grad") for k in docs["local"]["cells"]) == _has("torch")
+    cl = docs["cluster"]["cluster"]
+    groups = {("grad|" + k[:-5]) if k.endswith("|grad") else "group|" + k for k in docs["cluster"]["groups"]}
+    ran = [t["task"] for t in cl["tasks"]]
+    assert groups <= set(ran) and ran.count("environment_after") == 1 and len(ran) == len(set(ran))
+    assert all(t["stop"] >= t["start"] and t["worker"].startswith("tcp://127.0.0.1:") for t in cl["tasks"])
+    assert {t["worker"] for t in cl["tasks"]} <= set(cl["fingerprints"])
+    assert len(cl["fingerprints"]) == 2 and not cl["heterogeneity"]["heterogeneous"], cl["heterogeneity"]
+    assert all(fp["packages"]["numpy"] for fp in cl["fingerprints"].values())
+    for name in ("local", "cluster"):
+        sc = docs[name]["scale"]
+        assert sc["source"] == ("task stream" if name == "cluster" else "group seconds")
+        assert [r["workers"] for r in sc["projection"]["rows"]] == [1, 2, 8, 32, 128]
+        assert (tmp_path / name / "scale.md").read_text().startswith("## Scale")
+    if _has("bokeh"):
+        assert "<title>Dask Performance Report</title>" in report.read_text()[:2000]
+    else:
+        print("Dask's performance report not checked: bokeh is not installed")
 
 
 @pytest.mark.slow

@@ -173,3 +173,32 @@ def test_compare_workers_flags_the_odd_ones():
                          "tcp://c": _fp("tcp://c")})
     assert r["reference"] == "tcp://b" and list(r["differs"]) == ["tcp://a"]
     assert r["differs"]["tcp://a"][0]["kind"] == "cpu"
+
+
+def test_scale_command(tmp_path, capsys):
+    """``infoaudit scale``: the run's own projection, the extrapolation, usage errors exit 2."""
+    from infoaudit.cli import main
+    from infoaudit.results import schema as R
+
+    def doc(profile, group_s, panel_s):
+        d = R.new_document({"profile": profile}, {})
+        d["groups"] = {"x|float32": {"done": True, "seconds": group_s}}
+        d["panels"] = {"softmax_precision": {"seconds": panel_s}}
+        d["status"] = "complete"
+        return d
+
+    R.write_atomic(tmp_path / "quick.json", doc("quick", 3.0, 1.0))
+    R.write_atomic(tmp_path / "default.json", doc("default", 12.5, 10.0))
+    assert main(["scale", str(tmp_path / "default.json"), "--workers", "1,2", "-o", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    # [12.5, 10] on 2 workers: 12.5; on one: 22.5
+    assert "| 1 | 22.5 s |" in out and "| 2 | 12.5 s |" in out
+    assert (tmp_path / "out" / "scale.json").exists() and (tmp_path / "out" / "scale.md").read_text().strip() == out.strip()
+    # thorough: the group 2 + 0.1 x 900 = 92, the panel 10 x 92 / 12.5 = 73.6 -> one worker 165.6
+    assert main(["scale", str(tmp_path / "default.json"), "--workers", "1", "--extrapolate", "thorough",
+                 "--from", str(tmp_path / "quick.json")]) == 0
+    out = capsys.readouterr().out
+    assert "Profile **thorough**" in out and "| 1 | 2.8 min |" in out and "lower estimate" in out
+    for argv in (["--workers", "0"], ["--extrapolate", "thorough"], ["--from", str(tmp_path / "quick.json")]):
+        assert main(["scale", str(tmp_path / "default.json"), *argv]) == 2
+    assert main(["scale", str(tmp_path / "missing.json")]) == 2

@@ -22,6 +22,8 @@ COMMANDS = {
     "order": ("infoaudit.commands.order_cmd", "which terms each backend's row sum adds first (summation-order probe)"),
     "merge": ("infoaudit.cluster.merge_cmd", "join the results.json of the shards of a run (--shard i/N) into one "
               "results.json and report"),
+    "scale": ("infoaudit.cluster.scale_cmd", "project a run's measured task durations on 1..128 workers "
+              "(critical path, list schedule, LPT, lower bound)"),
 }
 
 

@@ -152,7 +152,8 @@ def render_markdown(section, title="Scale") -> str:
     p = section["projection"]
     lines = [f"## {title}", ""]
     lines.append(f"Profile **{section.get('profile')}**, {p['tasks']} tasks (+ epilogue {_s(p['epilogue_s'])}), "
-                 f"durations from the {section['source']}; {section['cells']} cells.")
+                 f"durations from the {section['source']}"
+                 + (f"; {section['cells']} cells." if section.get("cells") is not None else "."))
     if section.get("elapsed_s"):
         lines.append(f"Measured: {_s(section['elapsed_s'])} wall"
                      + (f" on {section['workers_used']} workers" if section.get("workers_used") else "")
