@@ -47,7 +47,32 @@ def _probs(rng, B, n, dtype=F32):
     return (x / x.sum(-1, keepdims=True)).astype(dtype)
 
 
+def large_vocab_args(q, rng, B, n, extreme=False, dtype=np.float64):
+    """Arguments of sampled_softmax_cross_entropy / adaptive_log_softmax (None for the others):
+    B rows of n logits with K = n // 2 + 1 samples and a Zipf log q; or h (B, n) with S = 3,
+    tails of 4 and 2 classes through projections of n // 2 and n // 4 (at least 1)."""
+    if q.name == "sampled_softmax_cross_entropy":
+        scale = np.array([1.0, 30.0, 1e3, 1e30])[np.arange(B) % 4][:, None] if extreme else 4.0
+        z = rng.standard_normal((B, n)) * scale
+        if extreme:
+            z[::3, 0] = -np.inf
+        y = rng.integers(0, n, B).astype(np.int64)
+        smp = rng.integers(0, n, (B, n // 2 + 1)).astype(np.int64)
+        smp[::2, 0] = y[::2]  # accidental hits
+        lw = -np.log(np.arange(1, n + 1))
+        lq = np.broadcast_to(lw - np.log(np.exp(lw).sum()), (B, n)).copy()
+        return [z.astype(dtype), y, smp, lq.astype(dtype)]
+    if q.name == "adaptive_log_softmax":
+        shapes = [(5, n), (max(1, n // 2), n), (4, max(1, n // 2)), (max(1, n // 4), n), (2, max(1, n // 4))]
+        h = rng.standard_normal((B, n)) * (np.array([1.0, 30.0, 300.0, 1e-3])[np.arange(B) % 4][:, None] if extreme else 1.0)
+        return [h.astype(dtype)] + [rng.uniform(-1, 1, s).astype(dtype) for s in shapes]
+    return None
+
+
 def moderate_args(q, rng, B=3, n=6):
+    special = large_vocab_args(q, rng, B, n)
+    if special is not None:
+        return special
     out = []
     for a in q.args:
         k = a.kind
@@ -106,6 +131,9 @@ EXTREME_PROB = [0.0, 1e-38, 1e-30, 1e-7, 0.1, 0.5, 0.9, 1.0 - 2.0 ** -24, 1.0]
 def extreme_args(q):
     """A handful of extreme inputs for q (float32)."""
     n = 4
+    special = large_vocab_args(q, np.random.default_rng(11), 8, 8, extreme=True, dtype=F32)
+    if special is not None:
+        return special
     k0 = q.args[0].kind
     if q.structure == Q.ELEMENTWISE:
         if k0 == Q.REAL:

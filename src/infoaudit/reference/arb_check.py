@@ -32,6 +32,7 @@ __all__ = ["NAN", "INF", "PRECS", "ZERO", "Shifted", "a_softmax", "a_log_softmax
            "a_binary_cross_entropy_with_logits", "a_binary_cross_entropy", "a_self_information_bits",
            "a_binary_entropy_bits", "a_entropy", "a_entropy_bits", "a_kl_divergence",
            "a_cross_entropy_probs", "a_joint_entropy", "a_conditional_entropy", "a_mutual_information",
+           "a_sampled_softmax_cross_entropy", "a_adaptive_log_softmax",
            "ARB", "enclosures", "ball_ends", "round_exact", "CheckResult", "check"]
 
 try:
@@ -427,6 +428,94 @@ def a_cross_entropy_probs(p, q):
     return [-tot]
 
 
+def _ext_sub(a, b):
+    """a - b for floats in the extended reals: an exact mpf, or NaN / +-inf."""
+    if math.isnan(a) or math.isnan(b) or (math.isinf(a) and a == b):
+        return NAN
+    if math.isinf(a):
+        return a
+    if math.isinf(b):
+        return -b
+    return _sub_exact(_mp(a), _mp(b))
+
+
+def _exact_log_softmax_parts(vals):
+    """(m, L) of a row of exact mpf values (at least one): m = max, L = arb ball of
+    log(sum exp(v - m)) = log(nmax) + log1p(rest / nmax), every v - m exact."""
+    m = max(vals)
+    nmax = sum(1 for v in vals if v == m)
+    rest = sum(((_arb_exact(_sub_exact(v, m))).exp() for v in vals if v != m), arb(0))
+    return m, (rest / nmax).log1p() if nmax == 1 else arb(nmax).log() + (rest / nmax).log1p()
+
+
+def a_sampled_softmax_cross_entropy(z, y, samples, log_q):
+    """-a_y + logsumexp(a_T), T = [y] + samples other than y, a = z - log q (exact)."""
+    a = [_ext_sub(z[j], log_q[j]) for j in [y] + [s for s in samples if s != y]]
+    if any(isinstance(v, float) and math.isnan(v) for v in a):
+        return [NAN]
+    if any(isinstance(v, float) and v == INF for v in a):
+        return [NAN if isinstance(a[0], float) and a[0] == INF else INF]
+    fin = [v for v in a if not isinstance(v, float)]
+    if not fin:
+        return [NAN]
+    if isinstance(a[0], float):  # -inf target
+        return [INF]
+    m, L = _exact_log_softmax_parts(fin)
+    return [Shifted(_sub_exact(m, a[0]), L)]
+
+
+def _exact_dot(w, x):
+    """sum w_k x_k of exact mpf/float values, exactly (NaN / +-inf by IEEE rules)."""
+    tot = mpmath.mpf(0)
+    infs = set()
+    for a, b in zip(w, x):
+        p = mpmath.fmul(a if isinstance(a, mpmath.mpf) else _mp(a), b if isinstance(b, mpmath.mpf) else _mp(b),
+                        exact=True)  # mpf(x) of an mpf would round it to the working precision
+        if mpmath.isnan(p):
+            return NAN
+        if mpmath.isinf(p):
+            infs.add(1 if p > 0 else -1)
+            continue
+        tot = mpmath.fadd(tot, p, exact=True)
+    if infs:
+        return NAN if len(infs) == 2 else INF * infs.pop()
+    return tot
+
+
+def _a_log_softmax_exact(vals):
+    """Per entry: NaN / -inf, or (base exact mpf, corr arb) of v - logsumexp(vals)."""
+    if any(isinstance(v, float) and (math.isnan(v) or v == INF) for v in vals):
+        return [NAN] * len(vals)
+    fin = [v for v in vals if not isinstance(v, float)]
+    if not fin:
+        return [NAN] * len(vals)
+    m, L = _exact_log_softmax_parts(fin)
+    return [-INF if isinstance(v, float) else (_sub_exact(v, m), -L) for v in vals]
+
+
+def a_adaptive_log_softmax(h, head_weight, proj_1, out_1, proj_2, out_2):
+    """Head log_softmax over S + 2 entries, cluster i's classes head[S + i] + tail log_softmax;
+    all matrix products exact."""
+    S = len(head_weight) - 2
+    head = _a_log_softmax_exact([_exact_dot(row, h) for row in head_weight])
+    out = [v if isinstance(v, float) else Shifted(*v) for v in head[:S]]
+    for i, (P, O) in enumerate(((proj_1, out_1), (proj_2, out_2))):
+        u = [_exact_dot(row, h) for row in P]
+        if any(isinstance(v, float) and math.isnan(v) for v in u):
+            tail = [NAN] * len(O)
+        else:
+            tail = _a_log_softmax_exact([_exact_dot(row, u) for row in O])
+        g = head[S + i]
+        for t in tail:
+            if isinstance(g, float) or isinstance(t, float):
+                gv = g if isinstance(g, float) else 0.0
+                tv = t if isinstance(t, float) else 0.0
+                out.append(NAN if math.isnan(gv) or math.isnan(tv) else -INF)
+            else:
+                out.append(Shifted(mpmath.fadd(g[0], t[0], exact=True), g[1] + t[1]))
+    return out
+
+
 def a_joint_entropy(P):
     return a_entropy([v for row in P for v in row])
 
@@ -492,6 +581,8 @@ ARB = {
     "joint_entropy": a_joint_entropy,
     "conditional_entropy": a_conditional_entropy,
     "mutual_information": a_mutual_information,
+    "sampled_softmax_cross_entropy": a_sampled_softmax_cross_entropy,
+    "adaptive_log_softmax": a_adaptive_log_softmax,
 }
 
 
