@@ -36,7 +36,7 @@ from .fast_kernels import (
     two_sum,
 )
 
-__all__ = ["elementwise", "KERNELS", "softplus_neg", "sigmoid_blocks", "log_family", "xlog_combine",
+__all__ = ["elementwise", "KERNELS", "softplus_neg", "sigmoid_blocks", "softplus_array", "log_family", "xlog_combine",
            "self_info_combine"]
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
@@ -502,3 +502,62 @@ def log_family(q, p, t, thi, tlo, L1, L2a, L2b, lg_h, lg_l, out_hi, out_lo, out_
                 bh, bl, me = mul_dd(h, l, lg_h, lg_l)
                 A2 = (me + A * lg_h * 1.01 + P2M104 * abs(bh)) * (1.0 + P2M40)
                 out_hi[i], out_lo[i], out_ok[i] = decide1(-bh, -bl, A2)
+
+
+@njit(**_JIT)
+def softplus_array(x, sign, thi, tlo, L1, L2a, L2b, inv, out_hi, out_lo, out_ok):
+    """softplus(sign * x) (sign = 1: softplus, sign = -1: -log_sigmoid's argument) over a flat
+    array, negated back for sign = -1 (log_sigmoid). For |x| <= 11 (where e^-|x| >= 2^-17 and
+    log1p_dd takes the log_dd(1 + e) branch) the log comes from the vectorised
+    ``fast_dd.log_array``; the operations around it are :func:`softplus1`'s; every other element
+    goes through :func:`softplus1` itself."""
+    n = x.size
+    yh = np.empty(n)
+    yl = np.empty(n)
+    drop = np.empty(n)
+    Ehs = np.empty(n)
+    common = np.empty(n, np.bool_)
+    for i in range(n):
+        v = sign * x[i]
+        c = abs(v) <= 11.0  # False for NaN and +-inf
+        H, L, k = exp_dd1(-abs(v) if c else 0.0, 0.0, thi, tlo, L1, L2a, L2b, inv)
+        Eh = H * pow2(k)  # exact: k in [-17, 0] here
+        El = L * pow2(k)
+        sh, se = two_sum(1.0, Eh)
+        sl, dd = two_sum(se, El)
+        a, b = fast_two_sum(sh, sl)
+        c = c & (k >= -17)
+        yh[i] = a if c else 1.0
+        yl[i] = b if c else 0.0
+        drop[i] = dd
+        Ehs[i] = Eh
+        common[i] = c
+    Lh = np.empty(n)
+    Ll = np.empty(n)
+    rad = np.empty(n)
+    good = np.empty(n, np.bool_)
+    log_array(yh, yl, thi, tlo, L1, L2a, L2b, Lh, Ll, rad, good)
+    for i in range(n):
+        v = sign * x[i]
+        if common[i] and good[i]:
+            # softplus_neg's k >= -17 branch with log1p_dd's log_dd(1 + e) branch
+            r = (rad[i] + abs(drop[i]) / (yh[i] * (1.0 - P2M50))) * (1.0 + P2M40)
+            Au = (r + EXP_REL * Ehs[i] * 1.01) * (1.0 + P2M40)
+            bh = Lh[i]
+            bl = Ll[i]
+            if v <= 0.0:  # finish_scaled(bh, bl, Au, 0)
+                h, l, ok = decide1(bh, bl, Au * (1.0 + P2M50) + P2M1074)
+            else:
+                Ab = Au * 1.01 + P2M1073
+                hi, e = two_sum(v, bh)
+                lo = e + bl
+                hi, lo = fast_two_sum(hi, lo)
+                h, l, ok = decide1(hi, lo, (Ab + P2M52 * abs(lo)) * (1.0 + P2M40))
+        else:
+            h, l, ok = softplus1(v, thi, tlo, L1, L2a, L2b, inv)
+        if sign < 0:
+            h = -h
+            l = -l
+        out_hi[i] = h
+        out_lo[i] = l
+        out_ok[i] = ok
