@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["VOCAB", "KS", "TARGET_RANKS", "REPLICATES", "NEGLIGIBLE", "model", "sampled_loss_and_grad",
-           "measure", "verdict", "summary"]
+           "measure", "verdict", "summary", "table"]
 
 VOCAB = 100_000
 KS = (10, 100, 1_000, 5_000, 10_000)
@@ -154,6 +154,19 @@ def verdict(result) -> dict:
             "grad_negligible_at_max_K": last["grad_rel_bias"] <= NEGLIGIBLE,
         }
     return out
+
+
+def table(result) -> dict:
+    """{"head": [...], "rows": [[str, ...]]}: one row per (target rank, K), for the report."""
+    head = ["target rank", "p_y", "K", "E[L_K] ± se", "CE (exact)", "loss bias", "gradient bias (noise)",
+            "cos(E g_K, g)", "E g_y - g_y", "negligible"]
+    rows = [[f"{r['rank']:,}", f"{r['p_y']:.3g}", f"{r['K']:,}", f"{r['loss_mean']:.4f} ± {r['loss_se']:.4f}",
+             f"{r['ce']:.4f}", f"{r['loss_rel_bias']:+.1%}",
+             (f"{r['grad_rel_bias']:.2%} ({r['grad_rel_noise']:.2%})" if r["grad_rel_bias"] > 0
+              else f"< noise ({r['grad_rel_noise']:.2%})"),
+             f"{r['grad_cos']:.5f}", f"{r['target_bias']:+.4f}", "yes" if r["negligible"] else "no"]
+            for r in result["rows"]]
+    return {"head": head, "rows": rows}
 
 
 def summary(result) -> str:

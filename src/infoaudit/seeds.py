@@ -504,7 +504,7 @@ def _sampled_bias():
 
     res = sampled_bias.measure("default")
     return {"value": sampled_bias.summary(res), "verdicts": sampled_bias.verdict(res), "rows": res["rows"],
-            "config": res["config"]}
+            "config": res["config"], "table": sampled_bias.table(res)}
 
 
 # ---------------------------------------------------------------- the claims
@@ -773,6 +773,8 @@ def errata_table(include_unavailable: bool = True) -> list[dict]:
         printed = "" if c.printed is None else c.printed + (c.unit if c.unit == "%" else (" " + c.unit if c.unit else ""))
         rows.append({"id": c.id, "claim": c.claim, "source": c.source, "quote": c.quote,
                      "printed": printed, "exact": exact, "verdict": verdict, "note": note})
+        if verdict == c.verdict and isinstance(ex, dict) and "table" in ex:  # a measured claim's numbers
+            rows[-1]["table"] = ex["table"]
     return rows
 
 

@@ -388,6 +388,14 @@ def markdown(ctx) -> str:
         for r in e["rows"]:
             a("| " + " | ".join(_md(r.get(c, "")) for c in cols) + " |")
         a("")
+        for r in e["rows"]:
+            if r.get("table"):  # a measured claim's numbers (e.g. the sampled-softmax bias)
+                a(f"**{_md(r['claim'])}** ({_md(r.get('id', ''))}, verdict {_md(r['verdict'])}):\n")
+                a("| " + " | ".join(_md(h) for h in r["table"]["head"]) + " |")
+                a("|" + "---|" * len(r["table"]["head"]))
+                for row in r["table"]["rows"]:
+                    a("| " + " | ".join(_md(x) for x in row) + " |")
+                a("")
     else:
         a(f"{e.get('note') or 'not available'}\n")
     a("## Environment\n")
