@@ -36,7 +36,7 @@ from .fast_kernels import (
     two_sum,
 )
 
-__all__ = ["elementwise", "KERNELS", "softplus_neg", "sigmoid_blocks", "softplus_array", "log_family", "xlog_combine",
+__all__ = ["elementwise", "KERNELS", "softplus_neg", "sigmoid_blocks", "softplus_array", "bce_logits_array", "log_family", "xlog_combine",
            "self_info_combine"]
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
@@ -186,6 +186,17 @@ def bce_logits1(z, t, thi, tlo, L1, L2a, L2b, inv):
         return (0.0 if t == 0.0 else INF), 0.0, True
     if abs(z) > P2P900:
         return NAN, 0.0, False
+    ah, al, Aa = bce_logits_parts(z, t)
+    Uh, Ul, Au, k, good = softplus_neg(-abs(z), thi, tlo, L1, L2a, L2b, inv)
+    if not good:
+        return NAN, 0.0, False
+    return bce_logits_combine(ah, al, Aa, Uh, Ul, Au, k)
+
+
+@njit(**_JIT)
+def bce_logits_parts(z, t):
+    """a = (1 - t) z (z > 0) or t |z| (z <= 0) for finite z, |z| <= 2^900: (ah, al, Aa),
+    |a - (ah + al)| <= Aa (0 where exact)."""
     if z > 0.0:
         oh, ol = two_sum(1.0, -t)  # exact
         p1, e1 = two_prod(oh, z)
@@ -205,9 +216,12 @@ def bce_logits1(z, t, thi, tlo, L1, L2a, L2b, inv):
         Aa = P2M52 * (abs(t2) + abs(al))
     if abs(p1) < P2M900 and p1 != 0.0:
         Aa += P2M1066  # underflow inside the products
-    Uh, Ul, Au, k, good = softplus_neg(-abs(z), thi, tlo, L1, L2a, L2b, inv)
-    if not good:
-        return NAN, 0.0, False
+    return ah, al, Aa
+
+
+@njit(**_JIT)
+def bce_logits_combine(ah, al, Aa, Uh, Ul, Au, k):
+    """a + b, a = ah + al +- Aa >= 0, b = softplus(-|z|) = 2^k (Uh + Ul) +- 2^k Au > 0."""
     if ah == 0.0 and al == 0.0 and Aa == 0.0:
         return finish_scaled(Uh, Ul, Au, k)
     bh = scale_exact(Uh, k)
@@ -506,6 +520,18 @@ def log_family(q, p, t, thi, tlo, L1, L2a, L2b, lg_h, lg_l, out_hi, out_lo, out_
 
 @njit(**_JIT)
 def softplus_array(x, sign, thi, tlo, L1, L2a, L2b, inv, out_hi, out_lo, out_ok):
+    softplus_like_array(0, x, x, sign, thi, tlo, L1, L2a, L2b, inv, out_hi, out_lo, out_ok)
+
+
+@njit(**_JIT)
+def bce_logits_array(z, t, thi, tlo, L1, L2a, L2b, inv, out_hi, out_lo, out_ok):
+    """binary_cross_entropy_with_logits over flat arrays: softplus(-|z|) for |z| <= 11 from the
+    vectorised log_array, then :func:`bce_logits_combine`; other elements by :func:`bce_logits1`."""
+    softplus_like_array(1, z, t, 1.0, thi, tlo, L1, L2a, L2b, inv, out_hi, out_lo, out_ok)
+
+
+@njit(**_JIT)
+def softplus_like_array(kind, x, t, sign, thi, tlo, L1, L2a, L2b, inv, out_hi, out_lo, out_ok):
     """softplus(sign * x) (sign = 1: softplus, sign = -1: -log_sigmoid's argument) over a flat
     array, negated back for sign = -1 (log_sigmoid). For |x| <= 11 (where e^-|x| >= 2^-17 and
     log1p_dd takes the log_dd(1 + e) branch) the log comes from the vectorised
@@ -539,6 +565,18 @@ def softplus_array(x, sign, thi, tlo, L1, L2a, L2b, inv, out_hi, out_lo, out_ok)
     log_array(yh, yl, thi, tlo, L1, L2a, L2b, Lh, Ll, rad, good)
     for i in range(n):
         v = sign * x[i]
+        if kind == 1:
+            if common[i] and good[i] and t[i] == t[i]:
+                r = (rad[i] + abs(drop[i]) / (yh[i] * (1.0 - P2M50))) * (1.0 + P2M40)
+                Au = (r + EXP_REL * Ehs[i] * 1.01) * (1.0 + P2M40)
+                ah, al, Aa = bce_logits_parts(x[i], t[i])
+                h, l, ok = bce_logits_combine(ah, al, Aa, Lh[i], Ll[i], Au, 0)
+            else:
+                h, l, ok = bce_logits1(x[i], t[i], thi, tlo, L1, L2a, L2b, inv)
+            out_hi[i] = h
+            out_lo[i] = l
+            out_ok[i] = ok
+            continue
         if common[i] and good[i]:
             # softplus_neg's k >= -17 branch with log1p_dd's log_dd(1 + e) branch
             r = (rad[i] + abs(drop[i]) / (yh[i] * (1.0 - P2M50))) * (1.0 + P2M40)

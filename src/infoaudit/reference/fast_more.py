@@ -88,6 +88,8 @@ def make(consts, engine_rows, engine):
             lg_h, lg_l = log2e_dd()
             if name == "sigmoid":  # the vectorised block kernel (same results as the scalar one)
                 K.sigmoid_blocks(x, *consts(), hi, lo, ok)
+            elif name == "binary_cross_entropy_with_logits":
+                K.bce_logits_array(x, y, *consts(), hi, lo, ok)
             elif name in ("softplus", "log_sigmoid"):
                 K.softplus_array(x, 1.0 if name == "softplus" else -1.0, *consts(), hi, lo, ok)
             elif name in ("self_information_bits", "binary_cross_entropy", "binary_entropy_bits"):
