@@ -5,6 +5,9 @@ range (log-uniform magnitudes from subnormals to near-overflow, moderate values,
 -inf masks on logits) and the reference's roundings to float64/float32/float16/bfloat16 are checked
 against python-flint's arb enclosures: zero wrong roundings allowed, and every element the
 reference claims must be decided by arb too (at most 0.1% flagged undecided by the reference).
+``reference.evaluate`` answers through the certified fast path wherever a quantity has one
+(docs/fast_reference.md), so this checks the fast path and its escalation together; the share the
+fast path escalates to mpmath is printed (``-s``).
 KL-of-logits rows span the full float32 range like the others. Slow: about 7 minutes in all on 2
 shared cores (~4.6 CPU-minutes; 1 to 50 s per quantity, the KL-of-logits ones longest); run with
 ``pytest -m slow tests/test_reference_arb_bulk.py``.
@@ -117,6 +120,11 @@ def test_1e5_extreme_elements_zero_wrong_roundings(name):
     assert n_in >= N_ELEMENTS
     ref = reference.evaluate(name, *args)
     res = ac.check(name, *args, ref=ref)
+    from infoaudit.reference import fast
+
+    fp = fast.FAST[q.name](*Q.validate(q, args)) if q.name in fast.FAST else None
+    esc = "no fast path" if fp is None else f"fast path escalated {int((~fp[2]).sum())} of {fp[2].size} outputs"
+    print(f"{name}: {res.summary()}; reference source {ref.source}; {esc}")
     und = np.asarray(ref.undecided).reshape(-1)
     # An element the reference itself flags undecided (its rounding was not proved at MAX_PREC
     # bits, e.g. an exact float64 tie minus e^-1e11) is not a claim; every other one must agree.
