@@ -448,6 +448,15 @@ def _exact_log_softmax_parts(vals):
     return m, (rest / nmax).log1p() if nmax == 1 else arb(nmax).log() + (rest / nmax).log1p()
 
 
+def _shifted_or_ball(base, corr):
+    """Shifted(base, corr) when base lies on the 2^(e - 64) grid (_decide's sign rule for a tiny
+    corr holds only then), else the ball base + corr: a base such as (z_k - log q_k) - (z_y - log q_y)
+    with z ~ 1e30 carries bits far below that grid, and a boundary can lie between base and base + corr."""
+    if base and int(base._mpf_[2]) < _top_exp(base) - 64:
+        return _arb_exact(base) + corr
+    return Shifted(base, corr)
+
+
 def a_sampled_softmax_cross_entropy(z, y, samples, log_q):
     """-a_y + logsumexp(a_T), T = [y] + samples other than y, a = z - log q (exact)."""
     a = [_ext_sub(z[j], log_q[j]) for j in [y] + [s for s in samples if s != y]]
@@ -461,7 +470,7 @@ def a_sampled_softmax_cross_entropy(z, y, samples, log_q):
     if isinstance(a[0], float):  # -inf target
         return [INF]
     m, L = _exact_log_softmax_parts(fin)
-    return [Shifted(_sub_exact(m, a[0]), L)]
+    return [_shifted_or_ball(_sub_exact(m, a[0]), L)]
 
 
 def _exact_dot(w, x):
@@ -498,7 +507,7 @@ def a_adaptive_log_softmax(h, head_weight, proj_1, out_1, proj_2, out_2):
     all matrix products exact."""
     S = len(head_weight) - 2
     head = _a_log_softmax_exact([_exact_dot(row, h) for row in head_weight])
-    out = [v if isinstance(v, float) else Shifted(*v) for v in head[:S]]
+    out = [v if isinstance(v, float) else _shifted_or_ball(*v) for v in head[:S]]
     for i, (P, O) in enumerate(((proj_1, out_1), (proj_2, out_2))):
         u = [_exact_dot(row, h) for row in P]
         if any(isinstance(v, float) and math.isnan(v) for v in u):
@@ -512,7 +521,7 @@ def a_adaptive_log_softmax(h, head_weight, proj_1, out_1, proj_2, out_2):
                 tv = t if isinstance(t, float) else 0.0
                 out.append(NAN if math.isnan(gv) or math.isnan(tv) else -INF)
             else:
-                out.append(Shifted(mpmath.fadd(g[0], t[0], exact=True), g[1] + t[1]))
+                out.append(_shifted_or_ball(mpmath.fadd(g[0], t[0], exact=True), g[1] + t[1]))
     return out
 
 
