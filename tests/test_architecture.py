@@ -32,7 +32,7 @@ SHIMS = {
                                 "infoaudit.run.group", "infoaudit.run.findings", "infoaudit.run.cells",
                                 "infoaudit.run.tasks"],
     "infoaudit.audits.shrink": ["infoaudit.run.shrink"],
-    "infoaudit.audits.grad_runner": ["infoaudit.run.gradients"],
+    "infoaudit.audits.grad_runner": ["infoaudit.run.gradients", "infoaudit.run.grad_group"],
     "infoaudit.audits.run_cmd": ["infoaudit.run.cli"],
     "infoaudit.audits.gate": ["infoaudit.gate.core", "infoaudit.gate.verdict", "infoaudit.gate.report",
                               "infoaudit.gate.search", "infoaudit.probes", "infoaudit.harness.calls",

@@ -18,6 +18,7 @@ from infoaudit.report import render
 from infoaudit.report.documents import snippet_text
 from infoaudit.reproducers.values import verify
 from infoaudit.results import schema as R
+from infoaudit.run import grad_group as GGR
 from infoaudit.run import gradients as G
 
 
@@ -89,7 +90,7 @@ def test_dominant_class_gradient_cancellation_is_a_cae_finding():
     rounded to 1 returns 0. kappa is modest (~88.7), so the error is the algorithm's: cae >> 1."""
     torch_mod = backend_or_skip("torch")
     t, _ = runner.targets_for("log_softmax", "float32", [torch_mod])
-    group = G.GradGroup("log_softmax", "float32", t, "quick", 0)
+    group = GGR.GradGroup("log_softmax", "float32", t, "quick", 0)
     z = np.array([[np.float32(88.72284698486328), 0.0]], dtype=np.float32)
     ct = np.array([[-0.75, 0.0]])
     inputs, cot, ex, co = group.exact([z], ct)
@@ -99,7 +100,7 @@ def test_dominant_class_gradient_cancellation_is_a_cae_finding():
     gc = r["z"]
     assert gc.result[0, 0] == 0.0 and bool(gc.flushed[0, 0])
     assert float(co["z"].kappa[0, 0]) == pytest.approx(88.72, rel=1e-3)
-    assert float(G._cae_defined(gc)[0, 0]) > 1e4
+    assert float(GGR._cae_defined(gc)[0, 0]) > 1e4
 
 
 def test_cae_undefined_at_exact_zero_gradient():
@@ -107,12 +108,12 @@ def test_cae_undefined_at_exact_zero_gradient():
     the computed value is rounding noise; cae is not defined there (NaN), so it is no cae finding."""
     backend_or_skip("torch")
     t, _ = runner.targets_for("distillation_loss", "float32", ["torch"])
-    group = G.GradGroup("distillation_loss", "float32", t[:1], "quick", 0)
+    group = GGR.GradGroup("distillation_loss", "float32", t[:1], "quick", 0)
     z = np.linspace(-2, 1.5, 16).astype(np.float32).reshape(1, 16)
     inputs, cot, ex, co = group.exact([z, z.copy(), 1.0])
     assert float(ex["T"].hi) == 0.0
     r = group.judge_cell(group.cells[0], inputs, cot, ex, co)
-    assert np.isnan(G._cae_defined(r["T"]))
+    assert np.isnan(GGR._cae_defined(r["T"]))
 
 
 class _PlantedFlush:
@@ -214,11 +215,11 @@ def test_gradient_reference_budget_skips_and_counts():
     budget the input is skipped and counted (reference_errors and reference_over_budget), and
     under 4096 bits it is judged. No targets are needed: the reference alone decides."""
     args = (np.array([[1e150]]), np.array([[5e-324]]))
-    g = G.GradGroup("gaussian_kl", "float64", [], "quick", 0)
+    g = GGR.GradGroup("gaussian_kl", "float64", [], "quick", 0)
     g.reference_max_bits = 2048
     assert g.evaluate(args) == {}
     assert (g.examples, g.reference_errors, g.reference_over_budget) == (0, 1, 1)
     g.reference_max_bits = 4096
     g.evaluate(args)
     assert (g.examples, g.reference_errors, g.reference_over_budget) == (1, 1, 1)
-    assert G.GRAD_SETTINGS["quick"]["reference_max_bits"] == 2048
+    assert GGR.GRAD_SETTINGS["quick"]["reference_max_bits"] == 2048

@@ -1,18 +1,22 @@
-"""Moved to :mod:`infoaudit.run.gradients`; ``infoaudit.audits.grad_runner`` re-exports its public
-names.
+"""Moved to :mod:`infoaudit.run.grad_group`, :mod:`infoaudit.run.gradients`;
+``infoaudit.audits.grad_runner`` re-exports its public names.
 
 (Gradient cells of ``infoaudit run``: every autodiff backend's op, differentiated, judged exactly.)
 """
 from __future__ import annotations
 
-from ..run.gradients import (
+from ..run.grad_group import (
     CAE_SHRINK,
-    GRAD_METRICS,
     GRAD_SETTINGS,
-    GRAD_SHAPES,
     ULP_SHRINK,
     GradCell,
     GradGroup,
+    shrink_to_unit,
+    unit_case,
+)
+from ..run.gradients import (
+    GRAD_METRICS,
+    GRAD_SHAPES,
     grad_cell_dict,
     grad_cell_key,
     grad_search,
@@ -20,8 +24,6 @@ from ..run.gradients import (
     grad_targets,
     has_gradient,
     run_grad_group,
-    shrink_to_unit,
-    unit_case,
 )
 
 __all__ = ["GRAD_SETTINGS", "GRAD_SHAPES", "GRAD_METRICS", "CAE_SHRINK", "ULP_SHRINK", "grad_cell_key",

@@ -14,7 +14,8 @@ Internal parts, one job each:
 * :mod:`.shrink` -- the structural input shrinker handed a "still fails" predicate;
 * :mod:`.cells` -- a cell's record in the results JSON;
 * :mod:`.tasks` -- the process-pool tasks (:func:`run_group`, the softmax precision panel);
-* :mod:`.gradients` -- the same audit for vector-Jacobian products (torch / JAX autodiff);
+* :mod:`.gradients`, :mod:`.grad_group` -- the same audit for vector-Jacobian products (torch / JAX
+  autodiff): the search and cell records, and the group of VJP cells on shared inputs;
 * :mod:`.cli` -- ``infoaudit run``: the process pool, the cluster executor, the results file.
 
 The judge, the metrics and the comparisons it uses live in :mod:`infoaudit.judging`, the results
