@@ -116,6 +116,9 @@ def test_report_says_which_losses_are_safe_to_leave_to_autocast(tmp_path):
 
     doc = R.new_document({"profile": "default", "seed": 0}, R.environment(None))
     doc["cells"] = cells
+    from infoaudit.summation_order import panel
+
+    doc["panels"]["summation_order"] = panel({"backends": ["numpy"], "n": 16})
     rows = M.autocast_rows(doc)
     assert [(r["quantity"], r["variant"], r["safe"]) for r in rows] == [("cross_entropy", "autocast_bfloat16", "yes")]
     assert "returned float32, computed in float32" in rows[0]["how"]
@@ -126,4 +129,5 @@ def test_report_says_which_losses_are_safe_to_leave_to_autocast(tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert "## Which losses are safe to leave to autocast" in md and "## Compiled against eager" in md
     assert "naive_compiled is inf x less accurate than eager native" in md
+    assert "numpy: pairwise (balanced tree)" in md    # NumPy's 8 accumulators, 16 terms: a balanced tree
     assert 'id="autocast"' in (tmp_path / "report.html").read_text()

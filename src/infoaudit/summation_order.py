@@ -25,7 +25,7 @@ import numpy as np
 
 from .dtypes import fmt
 
-__all__ = ["pair_inputs", "lca_sizes", "tree_from_sizes", "describe", "probe", "TARGETS", "probe_all"]
+__all__ = ["pair_inputs", "lca_sizes", "tree_from_sizes", "describe", "probe", "TARGETS", "probe_all", "panel"]
 
 
 def _big(n, dtype) -> float:
@@ -263,3 +263,13 @@ def probe_all(n: int = 64, dtype="float32", targets=None) -> list:
         except Exception as e:  # noqa: BLE001 - a framework refusing the probe is reported, not raised
             rows.append({"target": name, "call": call, "skipped": f"{type(e).__name__}: {e}"})
     return rows
+
+
+def panel(task: dict) -> dict:
+    """The run's summation-order panel: :func:`probe_all` (n = 64, float32) of the targets whose
+    framework is among ``task["backends"]`` (numpy always)."""
+    fw = {"numpy": "numpy", "torch": "torch", "torch_compiled": "torch", "jax_jit": "jax"}
+    backends = set(task.get("backends") or ("numpy", "torch", "jax")) | {"numpy"}
+    names = [t for t in TARGETS if fw[t] in backends]
+    n = int(task.get("n", 64))
+    return {"n": n, "dtype": "float32", "sum": "x.sum(-1) over rows of n terms", "rows": probe_all(n, "float32", names)}

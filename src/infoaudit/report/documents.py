@@ -143,6 +143,8 @@ def context(doc, plots: dict) -> dict:
         "per_quantity": per_q, "panel": panel, "errata": errata, "env": env, "skipped": skipped, "errors": errors,
         "compiled": M.compiled_rows(doc), "autocast": M.autocast_rows(doc), "safe_k": M.SAFE_K,
         "compile_env": env.get("compiled") or {},
+        "summation_order": ((doc.get("panels") or {}).get("summation_order") or {}).get("rows") or [],
+        "summation_order_n": ((doc.get("panels") or {}).get("summation_order") or {}).get("n"),
     }
 
 
@@ -436,6 +438,10 @@ def _md_compiled(a, ctx):
             a(f"| {r['quantity']} | {r['kind']} | {r['dtype']} | {r['variant']} | {r['grade']} | {r['verdict']} | "
               f"{r['ratio']} | {_md(r['text'])} | {r['compile_s']} | {'yes' if r['reproducer'] else '-'} |")
         a("")
+    if ctx["summation_order"]:
+        a(f"Summation order of each backend's row sum (`infoaudit order`, float32, {ctx['summation_order_n']} terms): "
+          + "; ".join(f"{r['target']}: {r.get('order') or 'skipped: ' + str(r.get('skipped'))}"
+                      for r in ctx["summation_order"]) + ".\n")
     if ctx["autocast"]:
         a("## Which losses are safe to leave to autocast\n")
         a(f"safe = passes the judge at the group's dtype and its error is at most {ctx['safe_k']:g} x the eager "

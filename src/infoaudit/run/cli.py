@@ -173,6 +173,10 @@ def _task(kind, payload):
             from .gradients import run_grad_group
 
             return kind, payload, run_grad_group(payload), None
+        if kind == "panel" and payload.get("name") == "summation_order":
+            from ..summation_order import panel
+
+            return kind, payload, panel(payload), None
         if kind == "panel":
             from .tasks import softmax_precision
 
@@ -485,6 +489,8 @@ def main(args) -> int:
     if not args.no_panels and "softmax" in qnames and "softmax_precision" not in doc.get("panels", {}):
         tasks.append(("panel", {"name": "softmax_precision", "profile": args.profile, "seed": args.seed,
                                 "backends": backends, "dtypes": dtypes}, 12.0 if args.profile != "quick" else 4.0))
+    if not args.no_panels and args.profile != "quick" and "summation_order" not in doc.get("panels", {}):
+        tasks.append(("panel", {"name": "summation_order", "backends": backends}, 2.0))   # infoaudit order
     if shard_spec:
         from ..cluster.shard import shard
 
