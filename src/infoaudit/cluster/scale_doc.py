@@ -156,12 +156,13 @@ def render_markdown(section, title="Scale") -> str:
                  + (f"; {section['cells']} cells." if section.get("cells") is not None else "."))
     if section.get("elapsed_s"):
         lines.append(f"Measured: {_s(section['elapsed_s'])} wall"
-                     + (f" on {section['workers_used']} workers" if section.get("workers_used") else "")
+                     + (f" on {section['workers_used']} worker{'s' if section['workers_used'] != 1 else ''}"
+                        if section.get("workers_used") else "")
                      + (f", {section['cells_per_s']:.2f} cells/s" if section.get("cells_per_s") else "") + ".")
     m = section.get("measured")
     if m:
         lines.append(f"Task stream: {_s(m['wall_s'])} from the first start to the last stop, {_s(m['busy_s'])} "
-                     f"busy on {m['workers']} workers (utilisation {100 * m['utilization']:.0f}%), dispatch + result "
+                     f"busy on {m['workers']} worker{'s' if m['workers'] != 1 else ''} (utilisation {100 * m['utilization']:.0f}%), dispatch + result "
                      f"overhead {m['mean_overhead_s'] * 1000:.0f} ms per task, mean idle gap between two tasks "
                      f"on a worker {m['mean_gap_s'] * 1000:.0f} ms.")
     lines += ["", f"Work {_s(p['work_s'])}; critical path {_s(p['critical_path_s'])} (the longest task "
