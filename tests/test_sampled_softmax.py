@@ -204,3 +204,20 @@ def test_seed_claim_verdict_matches_the_measurement():
     assert v[10_000]["grad_negligible_at_max_K"]                                     # a rare class: < 1%
     assert not any(v[r]["negligible_at_max_K"] for r in v)                            # the loss value never is
     assert "target rank 1" in ex["value"]
+
+
+# ---------------------------------------------------------------- the speed claim (infoaudit bench)
+
+
+def test_bench_measures_full_and_sampled_side_by_side():
+    from infoaudit.bench import sampled
+
+    r = sampled.measure(("numpy",), batch=2, vocab=1_000, k=50, d=8, budget_s=0.01)
+    ok = [row for row in r["rows"] if row["status"] == "ok"]
+    assert {row["setting"] for row in ok} == {"loss", "layer"}
+    for row in ok:
+        assert row["ratio"] == pytest.approx(row["full_ms"] / row["sampled_ms"])
+        assert "sampled_softmax_cross_entropy" in row["sampled_call"] or "shared samples" in row["sampled_call"]
+    assert r["config"]["vocab"] == 1_000 and r["config"]["k"] == 50
+    assert "measured full/sampled time" in r["verdict"] and "numpy loss" in r["verdict"]
+    assert sampled.CHAPTER_RATIO == pytest.approx(19.996, abs=1e-3)   # 100,000 / 5,001
