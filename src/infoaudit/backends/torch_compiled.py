@@ -1,6 +1,6 @@
 """``torch.compile`` variants of the torch ops: the same expression, compiled by Inductor.
 
-Each compile *setting* is one variant suffix (docs/design.md, "compiled and mixed precision"):
+Each compile *setting* is one variant suffix (README, "Compiled and mixed precision"):
 
 ==========================  ===============================================================  ========
 suffix                      torch.compile(...)                                               profiles
@@ -22,8 +22,9 @@ every op of every quantity in every dtype.
 Every call runs with the compile caches off (Inductor's FX graph cache and autotune cache,
 AOT-autograd's cache: each setting really traces, lowers and generates its code; the C++ build
 cache, keyed by the generated source, stays on: the same source builds the same binary, and
-``force_disable_caches`` would rebuild it at 7 to 30 s a kernel here), a recompile limit of :data:`RECOMPILE_LIMIT` and ``fail_on_recompile_limit_hit`` (a
-function past the limit raises instead of silently running eagerly). Each (variant, dtype,
+``force_disable_caches`` would rebuild it at 7 to 30 s a kernel here), a recompile limit of
+:data:`RECOMPILE_LIMIT` and ``fail_on_recompile_limit_hit`` (a function past the limit raises
+instead of silently running eagerly). Each (variant, dtype,
 device, grad) gets its own code object, so recompiles of one do not count against another.
 ``dynamic=True``: row lengths do not recompile (lengths 0 and 1 are specialised by dynamo).
 
@@ -40,8 +41,8 @@ from dataclasses import dataclass
 
 from . import Op
 
-__all__ = ["Setting", "SETTINGS", "MAIN_QUANTITIES", "DEFAULT_DTYPES", "RECOMPILE_LIMIT", "compiled_ops", "compile_function",
-           "eager_variant", "compile_log", "clear_log", "setting_of", "variant_name"]
+__all__ = ["Setting", "SETTINGS", "MAIN_QUANTITIES", "DEFAULT_DTYPES", "RECOMPILE_LIMIT", "compiled_ops",
+           "compile_function", "eager_variant", "compile_log", "clear_log", "setting_of", "variant_name"]
 
 # compiled in the default profile (the rest only in thorough)
 MAIN_QUANTITIES = ("softmax", "log_softmax", "logsumexp", "cross_entropy", "binary_cross_entropy_with_logits",
