@@ -131,3 +131,4 @@ def test_report_says_which_losses_are_safe_to_leave_to_autocast(tmp_path):
     assert "naive_compiled is inf x less accurate than eager native" in md
     assert "numpy: pairwise (balanced tree)" in md    # NumPy's 8 accumulators, 16 terms: a balanced tree
     assert 'id="autocast"' in (tmp_path / "report.html").read_text()
+    assert "compiled = torch.exp(z) / torch.exp(z).sum(-1, keepdim=True)" in md   # the reproducer runs both

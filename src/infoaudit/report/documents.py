@@ -438,6 +438,10 @@ def _md_compiled(a, ctx):
             a(f"| {r['quantity']} | {r['kind']} | {r['dtype']} | {r['variant']} | {r['grade']} | {r['verdict']} | "
               f"{r['ratio']} | {_md(r['text'])} | {r['compile_s']} | {'yes' if r['reproducer'] else '-'} |")
         a("")
+        for r in ctx["compiled"]:
+            if r["code"]:
+                a(f"Reproducer, {r['quantity']} {r['dtype']} {r['variant']} ({_md(r['text'])}); it runs both:\n")
+                a("```python\n" + r["code"].rstrip() + "\n```\n")
     if ctx["summation_order"]:
         a(f"Summation order of each backend's row sum (`infoaudit order`, float32, {ctx['summation_order_n']} terms): "
           + "; ".join(f"{r['target']}: {r.get('order') or 'skipped: ' + str(r.get('skipped'))}"

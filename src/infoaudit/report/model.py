@@ -546,7 +546,8 @@ def compiled_rows(doc) -> list:
                      "ratio": fmt_num(ratio, 3), "text": r.get("text", ""), "worse": r.get("worse", 0),
                      "better": r.get("better", 0), "elements": r.get("elements", 0),
                      "compile_s": fmt_num(per.get(key), 2) if key in per else "-",
-                     "reproducer": bool(r.get("reproducer")), "status": c["status"], "reason": c.get("reason", "")})
+                     "reproducer": bool(r.get("reproducer")), "code": r.get("reproducer") or "",
+                     "status": c["status"], "reason": c.get("reason", "")})
     rows.sort(key=lambda x: (x["quantity"], x["kind"], DTYPE_ORDER.index(x["dtype"]) if x["dtype"] in DTYPE_ORDER
                              else 9, x["variant"]))
     return rows
