@@ -142,6 +142,7 @@ def search(quantity, target, dtype="float32", profile="default", seed=0, *, fram
     d = dtype_name(dtype)
     prof = PROFILE_SETTINGS[profile]
     targets, skipped = as_targets(q, target, d, device, framework)
+    targets = [t for t in targets if not t.profiles or profile in t.profiles]   # e.g. compiled: default/thorough
     group = Group(q, d, targets, profile, seed, prof["points"], judge_profile)
     group.shrink_elements = prof.get("shrink_elements")
     group.reference_work = prof.get("reference_work", DEFAULT_REFERENCE_WORK)
