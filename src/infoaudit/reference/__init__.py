@@ -123,7 +123,10 @@ def evaluate_uncached(name, *args) -> Exact:
                 ex = evaluate_mpmath(q.name, *_undecided_rows(q, vals, ok))
                 hi, lo = hi.copy(), lo.copy()
                 _fill(q, ok, (hi, ex.hi), (lo, ex.lo), (undecided, ex.undecided))
-            return Exact(hi, lo, undecided=undecided, source="fast+mpmath" if not ok.all() else "fast")
+                out = Exact(hi, lo, undecided=undecided, source="fast+mpmath")
+                out.max_prec = ex.max_prec  # the escalated units' precision (checked against the budget)
+                return out
+            return Exact(hi, lo, undecided=undecided, source="fast")
     return evaluate_mpmath(q.name, *args)
 
 

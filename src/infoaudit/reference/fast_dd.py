@@ -66,6 +66,7 @@ P2M1068 = 2.0 ** -1068
 P2M1074 = 2.0 ** -1074
 P2M1076 = 2.0 ** -1076
 INF = math.inf
+TINY = 2.0 ** -1074  # the sign-carrying remainder of a result that rounds to +-0 (Exact's convention)
 
 
 @njit(**_JIT)
@@ -198,7 +199,8 @@ def decide1(hi, lo, A):
     if hi == 0.0 and lo == 0.0:
         return hi, lo, A == 0.0
     if ah < P2M1000 and ((ah + abs(lo)) + A) * (1.0 + P2M50) < P2M1076:
-        return 0.0 * hi, 0.0, True
+        v = hi + lo  # rounds to +-0 in every format; the remainder keeps its sign where it is certain
+        return 0.0 * hi, (0.0 if abs(v) <= A else (TINY if v > 0.0 else -TINY)), True
     return hi, lo, False
 
 
@@ -211,8 +213,8 @@ def finish_scaled(Uh, Ul, Au, k):
         lo = scale_exact(Ul, k)
         A = scale_exact(Au, k) * (1.0 + P2M50) + P2M1074
         return decide1(hi, lo, A)
-    if k < -1082:  # |value| < 2^5 2^-1082 < 2^-1076
-        return 0.0 * Uh, 0.0, True
+    if k < -1082:  # |value| < 2^5 2^-1082 < 2^-1076, of the sign of Uh: +-0 with the remainder's sign
+        return 0.0 * Uh, (TINY if Uh > 0.0 else -TINY), True
     t = k + 1074  # value 2^1074 = (Uh + Ul) 2^t: the float64 grid below 2^-1021 is the integers
     s = pow2(t)
     th = Uh * s

@@ -94,8 +94,10 @@ def sigmoid1(x, thi, tlo, L1, L2a, L2b, inv):
         return NAN, 0.0, True
     if x == INF:
         return 1.0, 0.0, True
-    if x == -INF or x < -800.0:
-        return 0.0, 0.0, True  # exact value < 2^-1154: rounds to 0 in every format
+    if x == -INF:
+        return 0.0, 0.0, True
+    if x < -800.0:
+        return 0.0, TINY, True  # 0 < exact value < 2^-1154: rounds to +0, the remainder is > 0
     if x > 700.0:  # 1 - e^-x (1 - ...), e^-x < 2^-1009
         return 1.0, -TINY, True
     if abs(x) < P2M20 and x != 0.0:
