@@ -14,7 +14,9 @@ a ``good`` flag that is False where its preconditions fail (the caller then esca
 * :func:`div_d` -- ``a / b`` of two doubles, error ``<= 2^-51.9 |ql|`` (0 when exact).
 * :func:`mul_dd` -- ``(ah + al)(bh + bl)``, error ``<= 2^-101 |p|``.
 * :func:`decide1` -- the decision rule of :mod:`.fast` for one element (``|hi| >= 2^-1000``:
-  ``decide_core`` and the narrow-midpoint test; exact zeros; provably tiny values round to 0).
+  ``decide_core`` and the narrow-midpoint test; exact zeros; provably tiny values round to 0);
+  where ``|lo| <= A`` (the sign of the remainder is unknown, so hi is no narrow midpoint) lo is
+  set to 0, within 2A of the remainder.
 * :func:`finish_scaled` -- the decision for a value ``2^k (Uh + Ul) +- 2^k Au`` that may be
   subnormal or underflow (sigmoid / softplus of very negative x), on the exactly scaled grid.
 """
@@ -195,6 +197,9 @@ def decide1(hi, lo, A):
         ok, amb = decide_core(hi, lo, A)
         if amb:
             ok = not is_narrow_midpoint(hi)
+            # |lo| <= A: the remainder is not distinguishable from 0 (an exact value such as
+            # entropy_bits of a uniform row = 8 has remainder 0): lo = 0, within 2A of it
+            lo = 0.0
         return hi, lo, ok
     if hi == 0.0 and lo == 0.0:
         return hi, lo, A == 0.0

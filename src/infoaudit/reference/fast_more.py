@@ -6,6 +6,11 @@ mpmath), or None (no compiled engine: mpmath answers). The evaluations, error bo
 escalation rules are derived in docs/fast_reference.md; the kernels are
 :mod:`.fast_elem_kernels` (elementwise) and :mod:`.fast_row_kernels` (row reductions).
 
+Caution when editing: numba's on-disk cache (``cache=True``) is keyed on each function's own
+source file, not on the functions it inlines from other modules, so after changing
+:mod:`.fast_dd` (or ``fast_kernels``) delete the ``__pycache__/fast_*_kernels.*.nbi/.nbc`` files
+(or touch the kernel modules), else stale compiled callers are loaded.
+
 This module does not import :mod:`.fast` (which imports it): :func:`make` receives the exp
 tables, the logsumexp row pass and the engine selector from there. The compiled kernels are
 imported on first use, so ``INFOAUDIT_FAST=numpy`` still never imports numba; on the numpy engine
