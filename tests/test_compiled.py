@@ -190,13 +190,14 @@ def test_compiled_main_quantities_pass(q, dtype):
 
     r = search(q, "torch", dtype, "quick", 0, examples=4, nonfinite_examples=2)
     assert r.cells  # the quick profile audits no compiled cell; default does:
-    from infoaudit.backends.torch_compiled import eager_variant
     from infoaudit.run.targets import profile_variants, targets_for
 
-    ts = [t for t in profile_variants(targets_for(q, dtype, ["torch"])[0], [], "default") if eager_variant(t.variant)]
-    r = search(q, ts, dtype, "default", 0, examples=6, nonfinite_examples=3)
-    for c in r.cells.values() if isinstance(r.cells, dict) else r.cells:
-        assert c["status"] == "ok", c["reason"]
+    profile = "default" if dtype != "float64" else "thorough"   # float64 compiled cells: thorough only
+    ts = [t for t in profile_variants(targets_for(q, dtype, ["torch"])[0], [], profile) if t.variant == "compiled"]
+    assert len(ts) == 1
+    r = search(q, ts, dtype, profile, 0, examples=6, nonfinite_examples=3, shrink_steps=20)
+    cells = list(r.cells.values() if isinstance(r.cells, dict) else r.cells)
+    assert len(cells) == 1 and cells[0]["status"] == "ok", cells[0]["reason"]
 
 
 # ---------------------------------------------------------------- the gate: --compile, --relative-to, --autocast
