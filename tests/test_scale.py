@@ -136,6 +136,11 @@ def test_extrapolate_linear_in_examples():
     assert {t["task"]: t["seconds"] for t in extrapolate(low, high2, "thorough")["tasks"]}["group|x|float32"] == 2.0
     with pytest.raises(ValueError):
         extrapolate(low, low, "thorough")
+    # from the default run alone, proportional: 12.5 x 900 / 105, 5.5 x 180 / 9, the panel x their median
+    got = {t["task"]: t["seconds"] for t in extrapolate(None, high, "thorough")["tasks"]}
+    r1, r2 = 900 / 105, 180 / 9
+    assert got["group|x|float32"] == pytest.approx(12.5 * r1) and got["grad|x|float32"] == pytest.approx(5.5 * r2)
+    assert got["panel|softmax_precision"] == pytest.approx(10 * (r1 + r2) / 2)
 
 
 def test_render_markdown_states_the_model():
@@ -199,6 +204,10 @@ def test_scale_command(tmp_path, capsys):
                  "--from", str(tmp_path / "quick.json")]) == 0
     out = capsys.readouterr().out
     assert "Profile **thorough**" in out and "| 1 | 2.8 min |" in out and "lower estimate" in out
-    for argv in (["--workers", "0"], ["--extrapolate", "thorough"], ["--from", str(tmp_path / "quick.json")]):
+    # proportional from the default run alone: 12.5 x 900 / 105 = 107.14..., the panel x the same ratio
+    assert main(["scale", str(tmp_path / "default.json"), "--workers", "1", "--extrapolate", "thorough"]) == 0
+    out = capsys.readouterr().out
+    assert f"| 1 | {(12.5 + 10) * 900 / 105 / 60:.1f} min |" in out and "(proportional)" in out
+    for argv in (["--workers", "0"], ["--from", str(tmp_path / "quick.json")]):
         assert main(["scale", str(tmp_path / "default.json"), *argv]) == 2
     assert main(["scale", str(tmp_path / "missing.json")]) == 2

@@ -6,7 +6,8 @@
 Prints the scale section as Markdown (the model: :mod:`infoaudit.cluster.scale`); ``-o DIR``
 also writes ``scale.json`` and ``scale.md``. With ``--extrapolate PROFILE --from OTHER`` the task
 durations of PROFILE are estimated from RESULTS and OTHER, two runs of different profiles
-(:func:`.scale_doc.extrapolate`: linear in the search examples, a lower estimate). Exit status 0,
+(:func:`.scale_doc.extrapolate`: linear in the search examples, a lower estimate); without
+``--from``, proportional to the examples from RESULTS alone. Exit status 0,
 or 2 with one line when an input cannot be read.
 """
 from __future__ import annotations
@@ -29,7 +30,8 @@ def add_arguments(p):
     p.add_argument("--extrapolate", default="", choices=("", "quick", "default", "thorough"),
                    help="project this profile instead, its durations estimated from RESULTS and --from")
     p.add_argument("--from", dest="other", default="", metavar="OTHER",
-                   help="with --extrapolate: results.json of a run of another profile")
+                   help="with --extrapolate: results.json of a run of another profile (without: durations "
+                        "proportional to the search examples)")
     p.add_argument("--output", "-o", default="", help="also write scale.json and scale.md into this folder")
 
 
@@ -41,8 +43,8 @@ def main(args) -> int:
     except ValueError:
         print(f"infoaudit scale: --workers {args.workers!r}: expected positive integers, e.g. 8,32,128", file=sys.stderr)
         return 2
-    if bool(args.extrapolate) != bool(args.other):
-        print("infoaudit scale: --extrapolate and --from go together", file=sys.stderr)
+    if args.other and not args.extrapolate:
+        print("infoaudit scale: --from goes with --extrapolate", file=sys.stderr)
         return 2
     try:
         doc = R.load(args.results)
@@ -51,7 +53,7 @@ def main(args) -> int:
         print(f"infoaudit scale: {e}", file=sys.stderr)
         return 2
     section = scale_section(doc, workers, overhead_s=args.overhead)
-    if other is not None:
+    if args.extrapolate:
         try:
             ext = extrapolate(other, doc, args.extrapolate)
         except (ValueError, KeyError) as e:
@@ -59,7 +61,8 @@ def main(args) -> int:
             return 2
         epi = sum(t["seconds"] for t in ext["tasks"] if t["task"] == EPILOGUE)
         body = [t["seconds"] for t in ext["tasks"] if t["task"] != EPILOGUE]
-        section = {"profile": args.extrapolate, "source": f"extrapolation from {args.other} and {args.results}",
+        section = {"profile": args.extrapolate,
+                   "source": f"extrapolation from {args.other + ' and ' if args.other else ''}{args.results}",
                    "cells": None, "elapsed_s": None, "cells_per_s": None, "measured": None, "model": ext["model"],
                    "projection": project(body, workers, epilogue_s=epi,
                                          overhead_s=section["projection"]["overhead_s"]),

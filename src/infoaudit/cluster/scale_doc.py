@@ -10,7 +10,8 @@ worker, cells per second) and :func:`.scale.project` on 1, 2, 8, 32 and 128 work
 :func:`extrapolate` estimates another profile's task durations from two measured runs of
 different profiles (say quick and default) with a per-task linear model in the number of search
 examples, ``t = a + b x examples`` (``a, b >= 0``, fitted through the two runs; tasks of only
-the second run scaled by the median ratio of the fitted ones). It knows only the example counts
+the second run scaled by the median ratio of the fitted ones); from one run alone, ``t = b x
+examples`` (proportional: the largest estimate a line through that run allows). It knows only the example counts
 of the profiles: the thorough profile's larger shapes (rows to 131,072), corpus and reference
 budget make its real tasks longer, so the extrapolation is a lower estimate.
 """
@@ -115,15 +116,24 @@ def examples_of(task: str, profile: str) -> float | None:
 def extrapolate(low, high, to_profile: str) -> dict:
     """Task durations of ``to_profile`` from two measured runs (results documents ``low`` and
     ``high`` of two different profiles): ``{"tasks": [{"task", "seconds"}], "fitted",
-    "scaled", "median_ratio", "model"}`` (see the module docstring)."""
-    lp, hp = (low.get("config") or {}).get("profile"), (high.get("config") or {}).get("profile")
-    if lp == hp:
-        raise ValueError(f"extrapolation needs runs of two profiles (both are {lp!r})")
+    "scaled", "median_ratio", "model"}`` (see the module docstring). ``low=None``: the
+    proportional model ``t = b x examples`` through ``high`` alone (``a = 0``)."""
+    hp = (high.get("config") or {}).get("profile")
+    if low is None:
+        low = {"config": {"profile": None}, "groups": {}}
+        lp = None
+    else:
+        lp = (low.get("config") or {}).get("profile")
+        if lp == hp:
+            raise ValueError(f"extrapolation needs runs of two profiles (both are {lp!r})")
     lo = {t["task"]: t["seconds"] for t in task_durations(low)[0]}
     out, ratios, pending = [], [], []
     for t in task_durations(high)[0]:
         k, th = t["task"], t["seconds"]
-        el, eh, et = examples_of(k, lp), examples_of(k, hp), examples_of(k, to_profile)
+        eh, et = examples_of(k, hp), examples_of(k, to_profile)
+        el = examples_of(k, lp) if lp is not None else 0.0
+        if lp is None and k not in lo:
+            lo[k] = 0.0   # the proportional model: through the origin
         if k in lo and None not in (el, eh, et) and eh != el:
             b = max(0.0, (th - lo[k]) / (eh - el))
             a = max(0.0, th - b * eh)
@@ -135,9 +145,10 @@ def extrapolate(low, high, to_profile: str) -> dict:
     med = statistics.median(ratios) if ratios else 1.0
     out += [{"task": t["task"], "seconds": t["seconds"] * (med if t["task"] != EPILOGUE else 1.0)} for t in pending]
     return {"tasks": out, "fitted": len(ratios), "scaled": len(pending), "median_ratio": med,
-            "model": f"t = a + b x examples per task through the {lp} and {hp} runs (a, b >= 0); "
-                     f"other tasks x the median ratio {med:.2f}; shapes, corpus and reference budget "
-                     f"of {to_profile} not modelled (a lower estimate)"}
+            "model": (f"t = a + b x examples per task through the {lp} and {hp} runs (a, b >= 0); " if lp else
+                      f"t = b x examples per task through the {hp} run (proportional); ")
+                     + f"other tasks x the median ratio {med:.2f}; shapes, corpus and reference budget "
+                       f"of {to_profile} not modelled (a lower estimate)"}
 
 
 def _s(x) -> str:
