@@ -148,7 +148,8 @@ def extrapolate(low, high, to_profile: str) -> dict:
             "model": (f"t = a + b x examples per task through the {lp} and {hp} runs (a, b >= 0); " if lp else
                       f"t = b x examples per task through the {hp} run (proportional); ")
                      + f"other tasks x the median ratio {med:.2f}; shapes, corpus and reference budget "
-                       f"of {to_profile} not modelled (a lower estimate)"}
+                       f"of {to_profile} not modelled ("
+                     + ("a lower estimate)" if lp else "fixed costs scaled too, larger shapes not: a rough estimate)")}
 
 
 def _s(x) -> str:
