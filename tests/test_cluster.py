@@ -148,6 +148,10 @@ def test_local_cluster_equals_in_process(local2):
         else:
             assert _no_seconds(res) == _no_seconds(audit_task(kind, payload)[2])
     assert local2.stats["failed"] == 0 and len(local2.workers) == 2
+    ran = {t["task"]: t for t in local2.timings}   # the task stream: where and when each task ran
+    assert {f"group|{p['quantity']}|{p['dtype']}" for k, p in tasks if k == "group"} | {"panel|softmax_precision"} <= set(ran)
+    assert all(0 <= t["seconds"] == t["stop"] - t["start"] and t["overhead_s"] >= 0 and t["worker"] in local2.workers
+               for t in ran.values())
 
 
 def test_a_task_no_worker_can_run_is_reported(local2):

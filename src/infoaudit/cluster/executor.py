@@ -282,10 +282,14 @@ class ClusterExecutor(cf.Executor):
         state the tasks left behind)."""
         self._refresh()
         futs = {}
-        for addr in sorted(self.workers):
-            futs[addr] = self.client.submit(worker_fingerprint, frameworks, workers=[addr], allow_other_workers=False,
-                                            pure=False, key=f"infoaudit-fingerprint-{uuid.uuid4().hex[:12]}")
         out = {}
+        for addr in sorted(self.workers):
+            try:
+                futs[addr] = self.client.submit(worker_fingerprint, frameworks, workers=[addr],
+                                                allow_other_workers=False, pure=False,
+                                                key=f"infoaudit-fingerprint-{uuid.uuid4().hex[:12]}")
+            except Exception as e:  # noqa: BLE001 - the connection lost: no fingerprint, not a failed run
+                out[addr] = {"error": _one_line(f"{type(e).__name__}: {e}")}
         for addr, f in futs.items():
             try:
                 out[addr] = f.result(timeout=timeout)
