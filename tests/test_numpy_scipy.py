@@ -302,6 +302,8 @@ KNOWN_RETURNED = {
     ("scipy", "kl_divergence", "stats"): ("float32", None, "float32", "float64"),
     ("scipy", "cross_entropy_probs", "xlogy"): ("float64", "float64", "float32", "float64"),
     ("scipy", "cross_entropy", "logsumexp"): ("float16", "float64", "float32", "float64"),
+    ("scipy", "sampled_softmax_cross_entropy", "logsumexp"): ("float16", "float64", "float32", "float64"),
+    ("scipy", "adaptive_log_softmax", "log_softmax"): ("float16", "float32", "float32", "float64"),
     ("scipy", "binary_cross_entropy", "xlogy"): ("float64", "float64", "float32", "float64"),
     ("scipy", "binary_cross_entropy_with_logits", "log_expit"): ("float64", "float64", "float32", "float64"),
     ("scipy", "label_smoothing_cross_entropy", "log_softmax"): ("float16", "float32", "float32", "float64"),
