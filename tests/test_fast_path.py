@@ -337,13 +337,22 @@ def test_more_fast_paths_hand_picked_against_mpmath(name, numba_engine):
 
 def test_bce_logits_tiny_target_hand_derived(numba_engine):
     """softplus(z) - t z at z = 802, t = 2^-1074: exactly 802 - 802 2^-1074 + log1p(e^-802), i.e.
-    just below 802, a bfloat16 tie (800 | 804): rounds to 800 (hand derivation). The mpmath and arb
-    references both say 804 (their exact part (1 - t) z needs ~1,080 bits and is rounded before the
-    e^-802 correction is added: a known reference bug, reported, not fixed here)."""
-    hi, lo, ok = fast.FAST["binary_cross_entropy_with_logits"](np.array([802.0]), np.array([5e-324]))
+    just below 802, a bfloat16 tie (800 | 804): rounds to 800 (hand derivation). The fast path, the
+    mpmath reference and the arb check must all say so (the references once said 804: their exact
+    part (1 - t) z carries ~1,080 bits and the tiny-correction rule assumed it lay on the working
+    precision's grid)."""
+    z, t = np.array([802.0]), np.array([5e-324])
+    hi, lo, ok = fast.FAST["binary_cross_entropy_with_logits"](z, t)
     assert ok[0] and hi[0] == 802.0 and lo[0] < 0
     assert dtypes.round_dd(hi, lo, "bfloat16")[0] == 800.0
     assert dtypes.round_dd(hi, lo, "float16")[0] == 802.0  # representable in float16
+    ref = evaluate_mpmath("binary_cross_entropy_with_logits", z, t)
+    assert ref.hi[0] == 802.0 and ref.lo[0] < 0
+    assert dtypes.round_dd(ref.hi, ref.lo, "bfloat16")[0] == 800.0
+    from infoaudit.reference import arb_check
+
+    res = arb_check.check("binary_cross_entropy_with_logits", z, t, ref=ref)
+    assert res.checked and not res.wrong and not res.undecided, res
 
 
 def test_more_fast_paths_cancellation_is_decided_or_escalated(numba_engine):

@@ -632,11 +632,14 @@ def _decide(v, dtype):
             return round_exact(v.base, f)
         if v.base and (c > 0 or c < 0):
             e = int(v.base._mpf_[2]) + int(v.base._mpf_[3]) - 1  # floor(log2 |base|)
-            if c.abs_upper() < arb(2) ** (e - 64):
-                # every rounding boundary is a 54-bit number: none lies strictly between base and
-                # base + corr, so base + sign(corr) 2^(e - 128) rounds the same way
+            # base is a multiple of 2^lsb; every rounding boundary is a 54-bit number, so a
+            # boundary is base itself or at least min(2^(e - 54), 2^lsb) away from it: none lies
+            # strictly between base and base + corr, and base + sign(corr) 2^(unit - 64) rounds
+            # the same way (base = (1 - 2^-1074) 802 carries bits far below 2^(e - 64))
+            unit = min(e - 64, int(v.base._mpf_[2]))
+            if c.abs_upper() < arb(2) ** unit:
                 sgn = 1 if c > 0 else -1
-                return round_exact(mpmath.fadd(v.base, mpmath.ldexp(sgn, e - 128), exact=True), f)
+                return round_exact(mpmath.fadd(v.base, mpmath.ldexp(sgn, unit - 64), exact=True), f)
         v = v.as_arb()
     if v.is_nan() or not v.is_finite():
         return None

@@ -95,7 +95,8 @@ def _exact_plus_small(a, b):
     When |b| is far below the working precision of a (log_softmax of z_i = m - 1e11 next to a
     dominant logit: b = -e^-1e11), a + b cannot be formed, but its rounding in every audited
     format is that of a + delta, with delta = sign(b) 2^(e_a - prec - 8): both lie strictly
-    inside the same cell of the 54-bit grid that holds every rounding boundary. The scale then
+    inside the same cell of the 54-bit grid that holds every rounding boundary (delta is taken below
+    a's own last bit when a carries more bits than the working precision). The scale then
     states the error of that stand-in (below |delta| / 2), so the precision loop accepts it.
     """
     if b == 0:
@@ -104,8 +105,12 @@ def _exact_plus_small(a, b):
         return b, 4 * abs(b)
     e_a = mpmath.frexp(a)[1]  # |a| in [2^(e_a - 1), 2^e_a)
     prec = mp.prec
-    if abs(b) < mpmath.ldexp(1, e_a - prec - 64):
-        delta = mpmath.ldexp(1 if b > 0 else -1, e_a - prec - 8)
+    # the grid a lies on: 2^(e_a - prec), or finer when a carries more bits than the working
+    # precision (a = (1 - t) z with t = 2^-1074 needs ~1,080: a boundary may then lie just above a
+    # and only a delta below a's last bit is on the same side of it as a + b)
+    unit = min(e_a - prec, int(a.man_exp[1]))
+    if abs(b) < mpmath.ldexp(1, unit - 64):
+        delta = mpmath.ldexp(1 if b > 0 else -1, unit - 8)
         return mpmath.fadd(a, delta, exact=True), abs(delta) * mpmath.ldexp(1, prec - GUARD_BITS - 1)
     return a + b, abs(a) + 4 * abs(b)
 
