@@ -32,7 +32,7 @@ def _summ(cmp):
 
 def run_backend(backend, device, K, t0, rows, out):
     from infoaudit.backends import load
-    from infoaudit.judging.compare import Unsupported, compare
+    from infoaudit.differential import Unsupported, compare
     from infoaudit.quantities import REGISTRY
 
     mod = load(backend)

@@ -775,7 +775,7 @@ def prepared(qname, case_name, dtype):
     key = (qname, case_name, dtype)
     if key not in _PREPARED:
         from infoaudit import reference
-        from infoaudit.judging.compare import prepare_inputs
+        from infoaudit.differential import prepare_inputs
 
         q = REGISTRY[qname]
         args, labels = case(qname, case_name, dtype)
@@ -807,7 +807,7 @@ def run_differential(backend, qname, variant, dtype, case_name, device):
 
 
 def _differential(mod, backend, qname, variant, dtype, case_name, device, args, labels, exact, tol, fs):
-    from infoaudit.judging.compare import Unsupported, compare
+    from infoaudit.differential import Unsupported, compare
 
     try:
         cmp = compare(qname, mod, *args, dtype=dtype, variant=variant, device=device, exact=exact)

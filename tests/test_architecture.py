@@ -25,8 +25,8 @@ PACKAGE = "infoaudit"
 SHIMS = {
     "infoaudit.audits.metrics": ["infoaudit.judging.metrics"],
     "infoaudit.audits.condition": ["infoaudit.judging.condition"],
-    "infoaudit.audits.compare": ["infoaudit.judging.compare"],
-    "infoaudit.audits.grad_compare": ["infoaudit.judging.grad_compare"],
+    "infoaudit.audits.compare": ["infoaudit.differential"],
+    "infoaudit.audits.grad_compare": ["infoaudit.grad_compare"],
     "infoaudit.audits.results": ["infoaudit.results.schema"],
     "infoaudit.audits.runner": ["infoaudit.run.driver", "infoaudit.run.profiles", "infoaudit.run.targets",
                                 "infoaudit.run.group", "infoaudit.run.findings", "infoaudit.run.cells",

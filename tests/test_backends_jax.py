@@ -89,7 +89,7 @@ def test_float64_runs_in_x64_without_leaking(variant):
     import jax
     import jax.numpy as jnp
 
-    from infoaudit.judging.compare import compare
+    from infoaudit.differential import compare
 
     before = jax.config.read("jax_enable_x64")
     z = np.array([[1.0, 1.0 + 2.0 ** -40, -3.0, 700.0]])
@@ -105,7 +105,7 @@ def test_x64_state_in_a_fresh_process():
     """In a fresh default process: x64 off before, float64 audit, x64 still off after."""
     code = (
         "import numpy as np, jax, jax.numpy as jnp\n"
-        "from infoaudit.judging.compare import compare\n"
+        "from infoaudit.differential import compare\n"
         "assert not jax.config.read('jax_enable_x64')\n"
         "for v in ('jit', 'eager'):\n"
         "    c = compare('softplus', 'jax', np.array([1e-20, 3.0, -40.0]), dtype='float64', variant=v)\n"

@@ -261,7 +261,7 @@ def test_rerun_in_this_environment():
     """A stored case re-run through this numpy: reproduces the recorded value, judged exactly."""
     import numpy as np
 
-    from infoaudit.judging.compare import compare
+    from infoaudit.differential import compare
 
     x = np.array([-30.0, 0.25, 20.0], dtype=np.float32)
     got = compare("sigmoid", "numpy", x, dtype="float32")

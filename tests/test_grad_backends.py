@@ -18,8 +18,8 @@ import pytest
 from conftest import backend_or_skip
 from infoaudit import quantities as Q
 from infoaudit.backends.grad import is_jit_variant
-from infoaudit.judging.compare import Unsupported
-from infoaudit.judging.grad_compare import compare_grad
+from infoaudit.differential import Unsupported
+from infoaudit.grad_compare import compare_grad
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 NINF = -math.inf

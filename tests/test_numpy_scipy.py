@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 
 from conftest import backend_or_skip
+from infoaudit.differential import Unsupported, compare
 from infoaudit.dtypes import DTYPES, FORMATS
-from infoaudit.judging.compare import Unsupported, compare
 from infoaudit.quantities import REGISTRY
 from version_drift import recorded
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from infoaudit.backends import BackendUnavailable, Op, load
+from infoaudit.differential import compare, prepare_inputs, run_op
 from infoaudit.dtypes import DTYPES, cast, np_dtype
-from infoaudit.judging.compare import compare, prepare_inputs, run_op
 from infoaudit.quantities import REGISTRY
 
 UINT = {"float16": np.uint16, "bfloat16": np.uint16, "float32": np.uint32, "float64": np.uint64}

@@ -11,7 +11,7 @@ def __getattr__(name):
         from .quantities import REGISTRY
         return REGISTRY
     if name == "compare":
-        from .judging.compare import compare
+        from .differential import compare
         return compare
     if name == "assert_stable":
         from .gate.api import assert_stable

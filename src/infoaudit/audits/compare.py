@@ -1,11 +1,11 @@
-"""Moved to :mod:`infoaudit.judging.compare`; ``infoaudit.audits.compare`` re-exports its public
+"""Moved to :mod:`infoaudit.differential`; ``infoaudit.audits.compare`` re-exports its public
 names.
 
 (Differential comparison of one backend op against the exact reference on given inputs.)
 """
 from __future__ import annotations
 
-from ..judging.compare import (
+from ..differential import (
     Comparison,
     Unsupported,
     compare,

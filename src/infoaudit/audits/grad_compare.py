@@ -1,11 +1,11 @@
-"""Moved to :mod:`infoaudit.judging.grad_compare`; ``infoaudit.audits.grad_compare`` re-exports its
+"""Moved to :mod:`infoaudit.grad_compare`; ``infoaudit.audits.grad_compare`` re-exports its
 public names.
 
 (Differential comparison of a backend's *gradients* against the exact derivative.)
 """
 from __future__ import annotations
 
-from ..judging.grad_compare import (
+from ..grad_compare import (
     GradComparison,
     GradResult,
     compare_grad,

@@ -92,7 +92,7 @@ def evaluate(mod, op, q, dtype, inputs, *, device="cpu", timeout=20.0, cotangent
     Raises Q.InputError (inputs outside the gradient's domain) or ReferenceFailure.
     """
     from ..backends.grad import GradUnsupported, vjp_function
-    from ..judging.grad_compare import GradResult, judge_gradient, prepare_grad_inputs
+    from ..grad_compare import GradResult, judge_gradient, prepare_grad_inputs
 
     gin, ref, cot = prepare_grad_inputs(q, inputs, dtype, cotangent)
     try:

@@ -10,9 +10,9 @@ import numpy as np
 from .. import judging
 from .. import quantities as Q
 from ..dtypes import FORMATS, cast, fmt
+from ..grad_compare import output_mask_to_arg
 from ..judging import profiles as JP
 from ..judging.core import infinite_input_mask
-from ..judging.grad_compare import output_mask_to_arg
 from ..reference.cache import exact_values
 from ..reproducers.literals import short_number
 from .grad_calls import GradOutcome, exact_vjp
@@ -182,8 +182,8 @@ def _with_flushed_inputs(gctx, res, verdicts, unit_mask):
     passes when it matches the exact gradient at the flushed inputs (as forward values do)."""
     from dataclasses import replace as dc_replace
 
+    from ..grad_compare import GradResult
     from ..judging.condition import condition_aware_error
-    from ..judging.grad_compare import GradResult
     from ..judging.metrics import element_errors
 
     first = next(iter(res.args.values()))

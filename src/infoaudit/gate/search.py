@@ -17,7 +17,7 @@ __all__ = ["gate_dtype"]
 
 
 def _prepare(q, args, dtype):
-    from ..judging.compare import prepare_inputs
+    from ..differential import prepare_inputs
 
     return prepare_inputs(q, args, dtype)
 

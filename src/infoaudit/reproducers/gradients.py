@@ -9,7 +9,7 @@
 * native JAX: ``jax.vjp`` of the call expression with respect to that argument (under
   ``jax.jit`` for jitted variants), pulled back with the cotangent;
 * otherwise (a call that is not an expression, a scalar argument such as T) a *table* snippet
-  that reruns :func:`infoaudit.judging.grad_compare.compare_grad` with the same inputs.
+  that reruns :func:`infoaudit.grad_compare.compare_grad` with the same inputs.
 
 The gradient ends in ``out``; :func:`best_grad_snippet` executes the native snippet and keeps it
 when it reproduces the recorded gradient component, else falls back to the table snippet.
@@ -83,7 +83,7 @@ def grad_snippet(cell: dict, case: dict, native: bool = True) -> str:
     lines, needs_ml = build_args(backend, names, args, device, False)
     ct_line, _ = build_args(backend, ["ct"], [ct], device, False)
     head = ["import numpy as np"] + (["import ml_dtypes"] if needs_ml else []) + [
-        "from infoaudit.judging.grad_compare import compare_grad", ""]
+        "from infoaudit.grad_compare import compare_grad", ""]
     body = lines + ct_line + [
         f"r = compare_grad({q.name!r}, {backend!r}, {', '.join(names)}, dtype={dt!r}, variant={cell['variant']!r}, "
         f"device={device!r}, cotangent=ct, condition=False)" + (f"  # {cell.get('call')}" if cell.get("call") else ""),

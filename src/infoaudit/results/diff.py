@@ -6,7 +6,7 @@ two machines, eager vs jit).
 :mod:`.compare_cells` (stated there and in :attr:`Rule.describe`), lists the findings that are
 new, fixed or changed with their stored reproducers, re-runs those reproducers (and the worst case
 of every cell whose support changed) in *this* environment against the exact reference
-(:func:`infoaudit.judging.compare.compare`), and lists the fingerprint differences
+(:func:`infoaudit.differential.compare`), and lists the fingerprint differences
 (:func:`.fingerprint.fp_changes`) with the cells each one may explain. The result is a JSON-able
 dict (``"schema": "infoaudit.diff", "version": 1``) rendered by :func:`render_markdown` and
 :func:`render_html`; ``worse`` is true when at least one cell got worse (exit status 1).
@@ -211,8 +211,8 @@ def rerun_case(cell: dict, case: dict, old_case=None, new_case=None) -> dict:
         return {"ran": False, "why": "a user's implementation: re-run it with infoaudit gate"}
     import numpy as np
 
+    from .. import differential as C
     from ..backends import BackendUnavailable
-    from ..judging import compare as C
     from .schema import decode_args
 
     try:

@@ -9,11 +9,11 @@ import numpy as np
 
 from .. import judging
 from .. import quantities as Q
+from ..differential import Unsupported
 from ..dtypes import FORMATS, dtype_name
+from ..grad_compare import output_mask_to_arg
 from ..judging import profiles as JP
-from ..judging.compare import Unsupported
 from ..judging.core import infinite_input_mask
-from ..judging.grad_compare import output_mask_to_arg
 from ..judging.grades import CODE, GRADES
 from ..judging.scales import reduction_length
 from ..reference.engine import PrecisionBudgetExceeded, precision_budget
@@ -122,8 +122,8 @@ class GradGroup:
     def exact(self, args, cotangent=None):
         """(inputs rounded to the dtype, cotangent, exact VJP, conditions) or raises
         (:class:`~infoaudit.run.profiles.ReferenceOverBudget` past the precision budget)."""
+        from ..grad_compare import prepare_grad_inputs
         from ..judging.condition import gradient_condition
-        from ..judging.grad_compare import prepare_grad_inputs
         from ..reference import derivatives as D
 
         inputs, ref, cot = prepare_grad_inputs(self.q, args, self.dtype, cotangent)
@@ -146,7 +146,7 @@ class GradGroup:
     def judge_cell(self, cell, inputs, cot, ex, co):
         """compare_grad of one cell on prepared inputs; Unsupported on refusal."""
         from ..backends import Op
-        from ..judging.grad_compare import compare_grad
+        from ..grad_compare import compare_grad
 
         t = cell.target
         op = Op(t.variant, t.fn, t.native, t.call, t.note)

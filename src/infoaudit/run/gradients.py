@@ -2,7 +2,7 @@
 
 One gradient *group* is a (quantity, dtype) pair; its cells are the targets of the backends with
 autodiff (torch autograd, JAX ``vjp`` jit and eager; NumPy / SciPy are skipped: "no autodiff").
-Every input goes through :func:`infoaudit.judging.grad_compare.compare_grad` on every cell against
+Every input goes through :func:`infoaudit.grad_compare.compare_grad` on every cell against
 **one** exact VJP (:func:`infoaudit.reference.derivatives.vjp`) and one condition computation
 (second derivatives, :func:`infoaudit.judging.condition.gradient_condition`), both shared by the
 cells of the group.

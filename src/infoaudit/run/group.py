@@ -10,9 +10,9 @@ import numpy as np
 
 from .. import judging
 from .. import quantities as Q
+from ..differential import Unsupported
 from ..dtypes import FORMATS, cast, dtype_name, ulp_of
 from ..judging import profiles as JP
-from ..judging.compare import Unsupported
 from ..judging.grades import CODE, GRADES, WELL_CONDITIONED
 from .profiles import DEFAULT_REFERENCE_WORK, ReferenceOverBudget, exact_within_budget, group_seed
 from .relative_cells import pair_cells, relate

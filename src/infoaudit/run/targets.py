@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import quantities as Q
+from ..differential import Unsupported
 from ..dtypes import dtype_name
-from ..judging.compare import Unsupported
 from .profiles import PROFILE_SETTINGS
 
 __all__ = ["Target", "FRAMEWORK_OF", "cell_key", "targets_for", "as_targets", "profile_variants", "user_targets"]

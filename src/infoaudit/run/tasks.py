@@ -8,8 +8,8 @@ import time
 import numpy as np
 
 from .. import quantities as Q
+from ..differential import Unsupported
 from ..dtypes import cast
-from ..judging.compare import Unsupported
 from . import compile_log
 from .driver import search
 from .group import judge

@@ -2,7 +2,7 @@
 
 ``compare(quantity, backend, *args, dtype=...)``: the float arguments are rounded once to the
 audited dtype, the same bits go to the backend and to the reference, the backend's result is
-read back exactly, and the per-element errors are summarised (see :mod:`.metrics`). The grades
+read back exactly, and the per-element errors are summarised (see :mod:`infoaudit.judging.metrics`). The grades
 come from the one judge (:func:`infoaudit.judging.judge`, docs/grades.md): ``Comparison.judgement``
 (computed on first use) and the ``grade`` / ``grades`` / ``verdict`` / ``why`` of ``summary``.
 """
@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import quantities, reference
-from ..backends import load
-from ..dtypes import cast, dtype_name, np_dtype
-from .metrics import ElementErrors, element_errors
+from . import quantities, reference
+from .backends import load
+from .dtypes import cast, dtype_name, np_dtype
+from .judging.metrics import ElementErrors, element_errors
 
 
 class Unsupported(RuntimeError):
@@ -42,7 +42,7 @@ class Comparison:
         """The one judge's :class:`infoaudit.judging.Judgement` of this result (cached)."""
         j = self.__dict__.get("_judgement")
         if j is None:
-            from . import judge
+            from .judging import judge
 
             j = self.__dict__["_judgement"] = judge(self.quantity, self.inputs, self.result, self.exact, self.dtype)
         return j

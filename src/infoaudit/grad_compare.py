@@ -1,7 +1,7 @@
 """Differential comparison of a backend's *gradients* against the exact derivative.
 
 ``compare_grad(quantity, backend, *args, dtype=..., variant=..., cotangent=None)`` is the gradient
-twin of :func:`infoaudit.judging.compare.compare`: the float arguments (and scalar T / eps / beta)
+twin of :func:`infoaudit.differential.compare`: the float arguments (and scalar T / eps / beta)
 are rounded once to the audited dtype, the framework's autodiff computes the VJP with the given
 cotangent (default: :func:`reference.derivatives.default_cotangent`), and each argument's gradient
 is judged against the exact VJP with the same metrics (ULP, relative, non-finite classes), plus:
@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import quantities
-from ..backends import load
-from ..backends.grad import GradUnsupported, supports, vjp_function
-from ..dtypes import FORMATS, cast, dtype_name
-from ..reference import derivatives as D
-from .compare import Unsupported, pick_op
-from .condition import Condition, condition_aware_error, gradient_condition
-from .metrics import ElementErrors, element_errors
+from . import quantities
+from .backends import load
+from .backends.grad import GradUnsupported, supports, vjp_function
+from .differential import Unsupported, pick_op
+from .dtypes import FORMATS, cast, dtype_name
+from .judging.condition import Condition, condition_aware_error, gradient_condition
+from .judging.metrics import ElementErrors, element_errors
+from .reference import derivatives as D
 
 
 @dataclass
