@@ -115,6 +115,10 @@ CLI = [sys.executable, "-m", "infoaudit.cli", "run", "--profile", "quick", "--se
        "--no-panels", "--no-report", "-j", "1", "-q"]
 
 
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_paused_run(cmd, n_groups, env=None):
     """Start ``cmd`` (an ``infoaudit run`` command line) with the run_cmd test hook that makes it
     stop after ``n_groups`` finished (and written) groups and wait for a signal; return the
@@ -124,7 +128,12 @@ def start_paused_run(cmd, n_groups, env=None):
     from infoaudit.run.cli import PAUSE_ENV, PAUSED_MESSAGE
 
     env = dict(env or os.environ, PYTHONWARNINGS="ignore", **{PAUSE_ENV: str(n_groups)})
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # the child gets SIGINT at its default disposition, as a foreground command in a terminal has
+    # it: a test process whose SIGINT some earlier in-process code left ignored would otherwise hand
+    # the ignore on through fork/exec, and Python keeps an inherited SIG_IGN (no KeyboardInterrupt;
+    # seen in CI: the Ctrl-C tests timed out on one xdist worker, their kill -9 twins passed)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
     lines, paused = [], threading.Event()
     marker = PAUSED_MESSAGE.format(n=n_groups)
 

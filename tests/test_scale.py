@@ -211,3 +211,17 @@ def test_scale_command(tmp_path, capsys):
     for argv in (["--workers", "0"], ["--from", str(tmp_path / "quick.json")]):
         assert main(["scale", str(tmp_path / "default.json"), *argv]) == 2
     assert main(["scale", str(tmp_path / "missing.json")]) == 2
+
+
+def test_a_field_recorded_only_once_loaded_is_not_a_difference():
+    """threads.reference_engine is recorded once a worker has computed an exact value: absent on
+    one worker is not a difference (seen in CI: a worker fingerprinted before its first task), but
+    numba on one worker and numpy on another is."""
+    from infoaudit.cluster.workers import compare_workers
+
+    a = {"threads": {"reference_engine": "numba", "omp": 1}, "version": {"numpy": "2.4.6"}}
+    b = {"threads": {"omp": 1}, "version": {"numpy": "2.4.6"}}
+    c = {"threads": {"reference_engine": "numpy", "omp": 1}, "version": {"numpy": "2.4.6"}}
+    assert not compare_workers({"w1": a, "w2": b})["heterogeneous"]
+    got = compare_workers({"w1": a, "w2": c, "w3": a})
+    assert got["heterogeneous"] and [d["path"] for d in got["differs"]["w2"]] == ["threads.reference_engine"]

@@ -19,10 +19,20 @@ from ..results.fingerprint import fp_changes
 __all__ = ["compare_workers", "summary", "NOT_COMPARED"]
 
 NOT_COMPARED = ("taken", "worker")   # top-level fingerprint fields that differ between identical workers
+# threads.* fields recorded only once the process has loaded the module (the reference engine is
+# chosen on a worker's first exact value): absent on one worker is "not loaded yet", not a difference
+LOADED_ONLY = ("reference_engine",)
 
 
-def _comparable(fp):
-    return {k: v for k, v in (fp or {}).items() if k not in NOT_COMPARED}
+def _comparable(fp, other=None):
+    """The fields to compare; LOADED_ONLY fields only when ``other`` has them too (grouping: never)."""
+    out = {k: v for k, v in (fp or {}).items() if k not in NOT_COMPARED}
+    threads = out.get("threads")
+    if isinstance(threads, dict):
+        theirs = (other or {}).get("threads") or {}
+        out["threads"] = {k: v for k, v in threads.items()
+                          if k not in LOADED_ONLY or (other is not None and k in theirs)}
+    return out
 
 
 def compare_workers(fingerprints: dict) -> dict:
@@ -42,7 +52,7 @@ def compare_workers(fingerprints: dict) -> dict:
     ref = min(same.values(), key=lambda addrs: (-len(addrs), addrs[0]))[0]
     differs = {}
     for a in sorted(ok):
-        changes = fp_changes(_comparable(ok[ref]), _comparable(ok[a]))
+        changes = fp_changes(_comparable(ok[ref], ok[a]), _comparable(ok[a], ok[ref]))
         if changes:
             differs[a] = changes
     return {"workers": len(fingerprints), "reference": ref, "heterogeneous": bool(differs), "differs": differs,
