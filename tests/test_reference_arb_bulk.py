@@ -20,6 +20,7 @@ import pytest
 from infoaudit import quantities as Q
 from infoaudit import reference
 from infoaudit.reference import arb_check as ac
+from tests.test_reference_arb import large_vocab_args
 
 N_ELEMENTS = 100_000
 F32 = np.float32
@@ -46,28 +47,6 @@ def _unit_interval(rng, size):
                  np.where(pick == 1, 1 - 2.0 ** -rng.integers(1, 25, size),
                           np.where(pick == 2, rng.integers(0, 2, size).astype(float), rng.random(size))))
     return np.clip(v, 0, 1).astype(F32)
-
-
-def large_vocab_args(q, rng, B, n, extreme=False, dtype=np.float64):
-    """Arguments of sampled_softmax_cross_entropy / adaptive_log_softmax (None for the others):
-    B rows of n logits with K = n // 2 + 1 samples and a Zipf log q; or h (B, n) with S = 3,
-    tails of 4 and 2 classes through projections of n // 2 and n // 4 (at least 1)."""
-    if q.name == "sampled_softmax_cross_entropy":
-        scale = np.array([1.0, 30.0, 1e3, 1e30])[np.arange(B) % 4][:, None] if extreme else 4.0
-        z = rng.standard_normal((B, n)) * scale
-        if extreme:
-            z[::3, 0] = -np.inf
-        y = rng.integers(0, n, B).astype(np.int64)
-        smp = rng.integers(0, n, (B, n // 2 + 1)).astype(np.int64)
-        smp[::2, 0] = y[::2]  # accidental hits
-        lw = -np.log(np.arange(1, n + 1))
-        lq = np.broadcast_to(lw - np.log(np.exp(lw).sum()), (B, n)).copy()
-        return [z.astype(dtype), y, smp, lq.astype(dtype)]
-    if q.name == "adaptive_log_softmax":
-        shapes = [(5, n), (max(1, n // 2), n), (4, max(1, n // 2)), (max(1, n // 4), n), (2, max(1, n // 4))]
-        h = rng.standard_normal((B, n)) * (np.array([1.0, 30.0, 300.0, 1e-3])[np.arange(B) % 4][:, None] if extreme else 1.0)
-        return [h.astype(dtype)] + [rng.uniform(-1, 1, s).astype(dtype) for s in shapes]
-    return None
 
 
 def bulk_args(q, rng):
